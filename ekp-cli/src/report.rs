@@ -1,0 +1,103 @@
+//! What the user sees while a run goes: a progress bar per ensemble evaluation
+//! and a table row per iteration.
+
+use std::io::Write;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::run::{IterationRow, Observer};
+
+/// A progress bar over the members of each ensemble evaluation (drawn on
+/// stderr, and only when stderr is a terminal).
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    iterations: usize,
+}
+
+impl Progress {
+    /// A bar for a run of at most `iterations` updates.
+    pub fn new(iterations: usize) -> Self {
+        Self {
+            bar: None,
+            iterations,
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn evaluation_started(&mut self, iteration: usize, members: usize) {
+        let bar = ProgressBar::new(members as u64);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} members",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(format!("ensemble {iteration}/{}", self.iterations));
+        self.bar = Some(bar);
+    }
+    fn members_done(&self, k: usize) {
+        if let Some(b) = &self.bar {
+            b.inc(k as u64);
+        }
+    }
+    fn iteration_done(&mut self, _row: &IterationRow) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// The per-iteration table, printed to stdout.
+pub struct Table {
+    names: Vec<String>,
+    header_done: bool,
+}
+
+impl Table {
+    /// A table with a column per flat parameter name.
+    pub fn new(names: Vec<String>) -> Self {
+        Self {
+            names,
+            header_done: false,
+        }
+    }
+
+    fn header(&self) -> String {
+        let mut s = format!(
+            "{:>4}  {:>10}  {:>11}  {:>11}",
+            "iter", "Δt", "loss", "avg rmse"
+        );
+        for n in &self.names {
+            s.push_str(&format!("  {:>22}", format!("{n} (mean ± std)")));
+        }
+        s
+    }
+
+    /// One formatted row.
+    pub fn row(&self, r: &IterationRow) -> String {
+        let dt = r.dt.map_or_else(|| "—".to_string(), |d| format!("{d:.4e}"));
+        let mut s = format!(
+            "{:>4}  {:>10}  {:>11.4e}  {:>11.4e}",
+            r.iteration, dt, r.metrics.loss, r.metrics.avg_rmse
+        );
+        for (m, sd) in r.mean.iter().zip(r.std.iter()) {
+            s.push_str(&format!("  {:>22}", format!("{m:.4} ± {sd:.4}")));
+        }
+        if !r.failed.is_empty() {
+            let members: Vec<String> = r.failed.iter().map(|j| (j + 1).to_string()).collect();
+            s.push_str(&format!("  failed members: {}", members.join(" ")));
+        }
+        s
+    }
+}
+
+impl Observer for Table {
+    fn iteration_done(&mut self, row: &IterationRow) {
+        let mut out = std::io::stdout().lock();
+        if !self.header_done {
+            let _ = writeln!(out, "{}", self.header());
+            self.header_done = true;
+        }
+        let _ = writeln!(out, "{}", self.row(row));
+    }
+}

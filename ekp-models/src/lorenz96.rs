@@ -1,0 +1,573 @@
+//! Lorenz 96 with sinusoidal forcing: EnsembleKalmanProcesses.jl's Lorenz example.
+//!
+//! See the crate documentation for the equations, the time stepping and the
+//! observables. The integrator is a plain per-member RK4 ([`rk4_step`],
+//! [`integrate`]): the reference implementation other backends compare with.
+
+use std::f64::consts::PI;
+
+use nalgebra::{DMatrix, DVector};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use crate::ensemble::MemberModel;
+use crate::error::ModelsError;
+
+const MODEL: &str = "lorenz96";
+
+/// Every how many steps a run checks its state for NaN/∞ and gives up early.
+const FINITE_CHECK_INTERVAL: usize = 256;
+
+/// Settings of the Lorenz 96 model and of its statistics.
+///
+/// The defaults are EKP.jl's Lorenz example (`examples/Lorenz/Lorenz_example.jl`,
+/// `dynamics = 2`, `stats_type = 5`); the EKP.jl name of each field is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lorenz96Config {
+    /// Number of sites on the ring (`N`): 36.
+    pub sites: usize,
+    /// Time step (`dt`): 1/64.
+    pub dt: f64,
+    /// Angular frequency ω of the forcing F + A sin(ω t) (`ω_true`): 2π/72.
+    pub omega: f64,
+    /// Start of the observed window (`t_start`): 800.
+    pub t_start: f64,
+    /// Length T of the observed window (`T`): 72.
+    pub window: f64,
+    /// Length Ts of one variance sub-window (`Ts`): 1. A sub-window holds
+    /// `Ts/dt − 1` steps (63), as in EKP.jl.
+    pub sub_window: f64,
+    /// Number of consecutive sub-windows averaged into one observable (`Tfit`): 18.
+    pub fit_windows: usize,
+    /// Standard deviation of the initial perturbation of the zero state (`Fp`): 0.01.
+    pub perturbation_std: f64,
+    /// Seed of the initial perturbation (ChaCha8): 4137 (EKP.jl's `rng_seed`).
+    pub seed: u64,
+    /// Number of consecutive T-windows of the truth run (`n_samples`): 20.
+    pub truth_samples: usize,
+}
+
+impl Default for Lorenz96Config {
+    fn default() -> Self {
+        Self {
+            sites: 36,
+            dt: 1.0 / 64.0,
+            omega: 2.0 * PI / 72.0,
+            t_start: 800.0,
+            window: 72.0,
+            sub_window: 1.0,
+            fit_windows: 18,
+            perturbation_std: 0.01,
+            seed: 4137,
+            truth_samples: 20,
+        }
+    }
+}
+
+/// `x / y` as an integer if it is one (to a relative 1e-9), else `None`.
+fn integer_ratio(x: f64, y: f64) -> Option<usize> {
+    let r = x / y;
+    let k = r.round();
+    if r.is_finite() && k >= 1.0 && k < 2f64.powi(52) && (r - k).abs() <= 1e-9 * k {
+        Some(k as usize)
+    } else {
+        None
+    }
+}
+
+/// The first step `j` with `j·dt > t` (EKP.jl's `t[j] > t_start` test).
+fn first_step_after(t: f64, dt: f64) -> usize {
+    let mut j = (t / dt).floor().max(0.0) as usize;
+    while (j as f64) * dt <= t {
+        j += 1;
+    }
+    while j > 1 && ((j - 1) as f64) * dt > t {
+        j -= 1;
+    }
+    j
+}
+
+/// The number of steps `j ≥ first` with `j·dt < t_end`.
+fn steps_before(first: usize, t_end: f64, dt: f64) -> usize {
+    // `end` is an exclusive bound: every j in first..end has j·dt < t_end.
+    let mut end = ((t_end / dt).floor().max(0.0) as usize).max(first);
+    while end > first && ((end - 1) as f64) * dt >= t_end {
+        end -= 1;
+    }
+    while (end as f64) * dt < t_end {
+        end += 1;
+    }
+    end - first
+}
+
+/// The layout of the observed steps, derived from a validated configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    /// Steps per sub-window (`Ts/dt − 1`).
+    steps_per_sub_window: usize,
+    /// Sub-windows per T-window (`T/Ts`).
+    sub_windows: usize,
+    /// Sub-windows per observable (`Tfit`).
+    fit_windows: usize,
+    /// Observables (`T/(Ts·Tfit)`).
+    observables: usize,
+}
+
+impl Lorenz96Config {
+    /// Check every field; the error names the first one at fault.
+    pub fn validate(&self) -> Result<(), ModelsError> {
+        self.layout().map(|_| ())
+    }
+
+    fn layout(&self) -> Result<Layout, ModelsError> {
+        let bad = |field, reason: &str| ModelsError::config(MODEL, field, reason);
+        if self.sites < 4 {
+            return Err(bad("sites", "need at least 4 sites"));
+        }
+        if !(self.dt.is_finite() && self.dt > 0.0) {
+            return Err(bad("dt", "must be positive and finite"));
+        }
+        if !self.omega.is_finite() {
+            return Err(bad("omega", "must be finite"));
+        }
+        if !(self.t_start.is_finite() && self.t_start >= 0.0) {
+            return Err(bad("t_start", "must be non-negative and finite"));
+        }
+        if !(self.window.is_finite() && self.window > 0.0) {
+            return Err(bad("window", "must be positive and finite"));
+        }
+        if !(self.sub_window.is_finite() && self.sub_window > 0.0) {
+            return Err(bad("sub_window", "must be positive and finite"));
+        }
+        let per_dt = integer_ratio(self.sub_window, self.dt)
+            .ok_or_else(|| bad("sub_window", "must be a whole number of time steps dt"))?;
+        if per_dt < 2 {
+            return Err(bad(
+                "sub_window",
+                "must span at least 2 time steps (a sub-window holds sub_window/dt − 1 steps)",
+            ));
+        }
+        let sub_windows = integer_ratio(self.window, self.sub_window)
+            .ok_or_else(|| bad("window", "must be a whole number of sub-windows"))?;
+        if self.fit_windows == 0 {
+            return Err(bad("fit_windows", "must be at least 1"));
+        }
+        if sub_windows % self.fit_windows != 0 {
+            return Err(ModelsError::config(
+                MODEL,
+                "fit_windows",
+                format!("must divide the number of sub-windows window/sub_window = {sub_windows}"),
+            ));
+        }
+        if !(self.perturbation_std.is_finite() && self.perturbation_std >= 0.0) {
+            return Err(bad("perturbation_std", "must be non-negative and finite"));
+        }
+        if self.truth_samples < 2 {
+            return Err(bad(
+                "truth_samples",
+                "need at least 2 samples for a covariance",
+            ));
+        }
+        let t_end = self.t_start + self.window * self.truth_samples as f64;
+        let steps = t_end / self.dt;
+        if !steps.is_finite() || steps >= 1e15 {
+            return Err(bad(
+                "t_start",
+                "t_start + truth_samples·window is too many time steps",
+            ));
+        }
+        let layout = Layout {
+            steps_per_sub_window: per_dt - 1,
+            sub_windows,
+            fit_windows: self.fit_windows,
+            observables: sub_windows / self.fit_windows,
+        };
+        // Each T-window must hold all its sub-windows (it always does when
+        // T/dt is a whole number, but rounding is checked, not assumed).
+        for i in 0..self.truth_samples {
+            let start = self.t_start + self.window * i as f64;
+            let first = first_step_after(start, self.dt);
+            let available = steps_before(first, start + self.window, self.dt);
+            if available < layout.sub_windows * layout.steps_per_sub_window {
+                return Err(bad(
+                    "window",
+                    "the window holds fewer steps than its sub-windows need",
+                ));
+            }
+        }
+        Ok(layout)
+    }
+}
+
+/// The sinusoidal forcing F(t) = F + A sin(ω t).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Forcing {
+    /// Mean forcing F.
+    pub mean: f64,
+    /// Amplitude A.
+    pub amplitude: f64,
+    /// Angular frequency ω.
+    pub omega: f64,
+}
+
+impl Forcing {
+    /// Constant forcing `f` (A = 0).
+    pub fn constant(f: f64) -> Self {
+        Self {
+            mean: f,
+            amplitude: 0.0,
+            omega: 0.0,
+        }
+    }
+
+    /// F(t) = F + A sin(ω t).
+    #[inline]
+    pub fn at(&self, t: f64) -> f64 {
+        self.mean + self.amplitude * (self.omega * t).sin()
+    }
+}
+
+/// Scratch buffers of one RK4 integration (the stages k1..k4 and the stage
+/// state), allocated once per member so the time loop does not allocate.
+#[derive(Debug, Clone, Default)]
+pub struct Rk4Workspace {
+    k1: Vec<f64>,
+    k2: Vec<f64>,
+    k3: Vec<f64>,
+    k4: Vec<f64>,
+    stage: Vec<f64>,
+}
+
+impl Rk4Workspace {
+    /// Buffers for a state of `sites` values.
+    pub fn new(sites: usize) -> Self {
+        Self {
+            k1: vec![0.0; sites],
+            k2: vec![0.0; sites],
+            k3: vec![0.0; sites],
+            k4: vec![0.0; sites],
+            stage: vec![0.0; sites],
+        }
+    }
+
+    /// Resize the buffers for a state of `sites` values (no-op if they fit).
+    fn fit(&mut self, sites: usize) {
+        if self.k1.len() != sites {
+            *self = Self::new(sites);
+        }
+    }
+}
+
+/// The Lorenz 96 tendency: `dxdt[i] = (x[i+1] − x[i−2])·x[i−1] − x[i] + forcing`,
+/// indices periodic.
+///
+/// Writes `min(x.len(), dxdt.len())` entries.
+#[inline]
+pub fn tendency(x: &[f64], forcing: f64, dxdt: &mut [f64]) {
+    let n = x.len();
+    if n >= 4 && dxdt.len() == n {
+        dxdt[0] = (x[1] - x[n - 2]) * x[n - 1] - x[0] + forcing;
+        dxdt[1] = (x[2] - x[n - 1]) * x[0] - x[1] + forcing;
+        dxdt[n - 1] = (x[0] - x[n - 3]) * x[n - 2] - x[n - 1] + forcing;
+        // Interior sites 2..n-1: w = [x[i-2], x[i-1], x[i], x[i+1]].
+        for (d, w) in dxdt[2..n - 1].iter_mut().zip(x.windows(4)) {
+            *d = (w[3] - w[0]) * w[1] - w[2] + forcing;
+        }
+    } else {
+        // Tiny rings (or mismatched buffers): the same formula, indices mod n.
+        for (i, d) in dxdt.iter_mut().enumerate().take(n) {
+            let at = |k: usize| x[(i + n * 2 + k - 2) % n];
+            *d = (at(3) - at(0)) * at(1) - at(2) + forcing;
+        }
+    }
+}
+
+/// One classical RK4 step of length `dt`, the forcing held at `forcing` for all
+/// four stages (EKP.jl's `RK4`).
+pub fn rk4_step(x: &mut [f64], ws: &mut Rk4Workspace, forcing: f64, dt: f64) {
+    ws.fit(x.len());
+    let Rk4Workspace {
+        k1,
+        k2,
+        k3,
+        k4,
+        stage,
+    } = ws;
+    let half = dt / 2.0;
+    tendency(x, forcing, k1);
+    for ((s, &xi), &k) in stage.iter_mut().zip(x.iter()).zip(k1.iter()) {
+        *s = xi + k * half;
+    }
+    tendency(stage, forcing, k2);
+    for ((s, &xi), &k) in stage.iter_mut().zip(x.iter()).zip(k2.iter()) {
+        *s = xi + k * half;
+    }
+    tendency(stage, forcing, k3);
+    for ((s, &xi), &k) in stage.iter_mut().zip(x.iter()).zip(k3.iter()) {
+        *s = xi + k * dt;
+    }
+    tendency(stage, forcing, k4);
+    let sixth = dt / 6.0;
+    for (i, xi) in x.iter_mut().enumerate() {
+        *xi += sixth * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+    }
+}
+
+/// Advance `x` by `n_steps` RK4 steps: from t = `from_step`·dt to
+/// t = (`from_step` + `n_steps`)·dt. Step `j` is forced with `forcing.at(j·dt)`,
+/// the end-of-step time (EKP.jl's convention).
+pub fn integrate(
+    x: &mut [f64],
+    ws: &mut Rk4Workspace,
+    forcing: &Forcing,
+    dt: f64,
+    from_step: usize,
+    n_steps: usize,
+) {
+    for j in from_step + 1..=from_step + n_steps {
+        rk4_step(x, ws, forcing.at(dt * j as f64), dt);
+    }
+}
+
+/// Like [`integrate`], but stops early (returning `false`) once the state is
+/// no longer finite.
+fn integrate_checked(
+    x: &mut [f64],
+    ws: &mut Rk4Workspace,
+    forcing: &Forcing,
+    dt: f64,
+    from_step: usize,
+    n_steps: usize,
+) -> bool {
+    let mut done = 0;
+    while done < n_steps {
+        let chunk = FINITE_CHECK_INTERVAL.min(n_steps - done);
+        integrate(x, ws, forcing, dt, from_step + done, chunk);
+        done += chunk;
+        if !x.iter().all(|v| v.is_finite()) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Sample variance (divisor n − 1) by two passes.
+fn sample_variance(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)
+}
+
+/// The Lorenz 96 model of EKP.jl's Lorenz example, as a [`MemberModel`].
+///
+/// Parameters `["F", "A"]`: the mean forcing and the amplitude of
+/// F + A sin(ω t). Outputs: the `T/(Ts·Tfit)` variance observables (4 by
+/// default). Every member starts from the same initial state [`Self::initial_state`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lorenz96 {
+    config: Lorenz96Config,
+    x0: Vec<f64>,
+    layout: Layout,
+}
+
+impl Lorenz96 {
+    /// Validate `config` and draw the initial state from its seed.
+    pub fn new(config: Lorenz96Config) -> Result<Self, ModelsError> {
+        let layout = config.layout()?;
+        let normal = Normal::new(0.0, config.perturbation_std)
+            .map_err(|e| ModelsError::config(MODEL, "perturbation_std", e.to_string()))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let x0 = (0..config.sites).map(|_| normal.sample(&mut rng)).collect();
+        Ok(Self { config, x0, layout })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Lorenz96Config {
+        &self.config
+    }
+
+    /// The initial state at t = 0 shared by all runs (`sites` values).
+    pub fn initial_state(&self) -> &[f64] {
+        &self.x0
+    }
+
+    /// Steps per variance sub-window (`Ts/dt − 1`; 63 by default).
+    pub fn steps_per_sub_window(&self) -> usize {
+        self.layout.steps_per_sub_window
+    }
+
+    /// Variance sub-windows per T-window (`T/Ts`; 72 by default).
+    pub fn sub_windows(&self) -> usize {
+        self.layout.sub_windows
+    }
+
+    /// The first observed step of T-window `sample` (0-based; 0 is the window
+    /// an ensemble member observes): the first `j` with `j·dt > t_start + T·sample`.
+    pub fn first_observed_step(&self, sample: usize) -> usize {
+        let c = &self.config;
+        first_step_after(c.t_start + c.window * sample as f64, c.dt)
+    }
+
+    /// Steps a member integrates: up to the last step it observes.
+    pub fn member_steps(&self) -> usize {
+        self.last_observed_step(0)
+    }
+
+    fn last_observed_step(&self, sample: usize) -> usize {
+        self.first_observed_step(sample)
+            + self.layout.sub_windows * self.layout.steps_per_sub_window
+            - 1
+    }
+
+    /// The forcing at parameters `theta = [F, A]`.
+    pub fn forcing(&self, theta: &[f64]) -> Option<Forcing> {
+        match theta {
+            [f, a] => Some(Forcing {
+                mean: *f,
+                amplitude: *a,
+                omega: self.config.omega,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The state after `steps` RK4 steps from [`Self::initial_state`] at
+    /// `theta = [F, A]` (t = steps·dt), without statistics: the reference
+    /// other backends (GPU, benchmarks) compare with. Non-finite values are
+    /// returned as they are.
+    pub fn final_state(&self, theta: &[f64], steps: usize) -> Result<Vec<f64>, ModelsError> {
+        let forcing = self.forcing(theta).ok_or(ModelsError::ParameterCount {
+            model: MODEL,
+            expected: 2,
+            got: theta.len(),
+        })?;
+        let mut x = self.x0.clone();
+        let mut ws = Rk4Workspace::new(x.len());
+        integrate(&mut x, &mut ws, &forcing, self.config.dt, 0, steps);
+        Ok(x)
+    }
+
+    /// Run one trajectory and write the observables of T-windows
+    /// `0..samples` into `out` (`samples × observables`, window by window).
+    /// Returns `false` as soon as the state is non-finite.
+    fn run(&self, forcing: &Forcing, samples: usize, out: &mut [f64]) -> bool {
+        let n = self.config.sites;
+        let dt = self.config.dt;
+        let Layout {
+            steps_per_sub_window: nt,
+            sub_windows,
+            fit_windows,
+            observables,
+        } = self.layout;
+        let mut x = self.x0.clone();
+        let mut ws = Rk4Workspace::new(n);
+        let mut window = vec![0.0; n * nt];
+        out.fill(0.0);
+        let mut step = 0; // steps done
+        for sample in 0..samples {
+            let first = self.first_observed_step(sample);
+            if !integrate_checked(
+                &mut x,
+                &mut ws,
+                forcing,
+                dt,
+                step,
+                (first - 1).saturating_sub(step),
+            ) {
+                return false;
+            }
+            step = step.max(first - 1);
+            let obs = &mut out[sample * observables..(sample + 1) * observables];
+            for k in 0..sub_windows {
+                for row in window.chunks_exact_mut(n) {
+                    step += 1;
+                    rk4_step(&mut x, &mut ws, forcing.at(dt * step as f64), dt);
+                    row.copy_from_slice(&x);
+                }
+                let var = sample_variance(&window);
+                if !var.is_finite() {
+                    return false;
+                }
+                obs[k / fit_windows] += var;
+            }
+            for o in obs.iter_mut() {
+                *o /= fit_windows as f64;
+            }
+        }
+        true
+    }
+
+    /// The statistics of each of the `truth_samples` consecutive T-windows of
+    /// one trajectory at `theta = [F, A]`: an `observables × truth_samples`
+    /// matrix (column `i` is window [t_start + T·i, t_start + T·(i+1)]).
+    pub fn truth_samples(&self, theta: &[f64]) -> Result<DMatrix<f64>, ModelsError> {
+        let forcing = self.forcing(theta).ok_or(ModelsError::ParameterCount {
+            model: MODEL,
+            expected: 2,
+            got: theta.len(),
+        })?;
+        let samples = self.config.truth_samples;
+        let d = self.layout.observables;
+        let mut out = vec![0.0; d * samples];
+        if !theta.iter().all(|v| v.is_finite())
+            || !self.run(&forcing, samples, &mut out)
+            || !out.iter().all(|v| v.is_finite())
+        {
+            return Err(ModelsError::Diverged {
+                model: MODEL,
+                theta: theta.to_vec(),
+            });
+        }
+        Ok(DMatrix::from_vec(d, samples, out))
+    }
+
+    /// Synthetic data at `theta = [F, A]` (EKP.jl's truth): y, the mean of the
+    /// [`Self::truth_samples`], and Γ, their sample covariance (divisor
+    /// samples − 1).
+    pub fn truth(&self, theta: &[f64]) -> Result<(DVector<f64>, DMatrix<f64>), ModelsError> {
+        let samples = self.truth_samples(theta)?;
+        let n = samples.ncols() as f64;
+        let mean = samples.column_mean();
+        let mut anomalies = samples;
+        for mut col in anomalies.column_iter_mut() {
+            col -= &mean;
+        }
+        let cov = (&anomalies * anomalies.transpose()) / (n - 1.0);
+        Ok((mean, cov))
+    }
+}
+
+impl MemberModel for Lorenz96 {
+    fn name(&self) -> &str {
+        MODEL
+    }
+
+    fn parameter_names(&self) -> Vec<String> {
+        vec!["F".to_string(), "A".to_string()]
+    }
+
+    fn parameter_dim(&self) -> usize {
+        2
+    }
+
+    fn output_dim(&self) -> usize {
+        self.layout.observables
+    }
+
+    fn evaluate_member(&self, _member: usize, theta: &[f64], out: &mut [f64]) {
+        let ok = match self.forcing(theta) {
+            Some(forcing) => {
+                out.len() == self.layout.observables
+                    && theta.iter().all(|v| v.is_finite())
+                    && self.run(&forcing, 1, out)
+            }
+            None => false,
+        };
+        if !ok {
+            out.fill(f64::NAN);
+        }
+    }
+}
