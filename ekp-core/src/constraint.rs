@@ -67,8 +67,8 @@ impl Constraint {
             lower: lo,
             upper: hi,
         };
-        // `!(lo < hi)` also rejects NaN, lower = +∞ and upper = −∞.
-        if !(lo < hi) {
+        // `lo >= hi` also rejects lower = +∞ and upper = −∞.
+        if lo.is_nan() || hi.is_nan() || lo >= hi {
             return Err(invalid());
         }
         Ok(match (lo.is_finite(), hi.is_finite()) {

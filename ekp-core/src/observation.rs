@@ -18,7 +18,7 @@ pub enum ObservationError {
     #[error("the observation vector is empty")]
     Empty,
     /// A data value is NaN or infinite.
-    #[error("observation value {index} is not finite ({value})")]
+    #[error("observation value {} (counting from 1) is not finite ({value})", index + 1)]
     NonFiniteValue {
         /// 0-based index into `y`.
         index: usize,
@@ -26,7 +26,7 @@ pub enum ObservationError {
         value: f64,
     },
     /// A variance (or a standard deviation) is not positive and finite.
-    #[error("noise variance {index} must be positive and finite, got {value}")]
+    #[error("noise entry {} (counting from 1) must be positive and finite, got {value}", index + 1)]
     BadVariance {
         /// 0-based index of the diagonal entry.
         index: usize,
@@ -94,7 +94,7 @@ impl NoiseCovariance {
     /// `Γ = std² I` of dimension `dim`.
     pub fn scalar_std(std: f64, dim: usize) -> Result<Self, ObservationError> {
         let variance = std * std;
-        if !(variance.is_finite() && variance > 0.0) {
+        if !(std > 0.0 && variance.is_finite() && variance > 0.0) {
             return Err(ObservationError::BadVariance {
                 index: 0,
                 value: std,
@@ -105,6 +105,9 @@ impl NoiseCovariance {
 
     /// `Γ = diag(stds²)`.
     pub fn diagonal_std(stds: &[f64]) -> Result<Self, ObservationError> {
+        if let Some((index, &value)) = stds.iter().enumerate().find(|(_, s)| !(**s > 0.0)) {
+            return Err(ObservationError::BadVariance { index, value });
+        }
         Self::diagonal_variances(stds.iter().map(|s| s * s).collect::<Vec<_>>().as_slice())
     }
 

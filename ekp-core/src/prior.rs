@@ -971,8 +971,8 @@ mod tests {
     #[test]
     fn bounded_std_is_monotone_along_the_mean_curve() {
         // The outer solve assumes std(σ) increases along mean(μ(σ), σ) = m.
-        for &m in &[0.5, 0.2, 0.01] {
-            let logit = (m / (1.0 - m) as f64).ln();
+        for &m in &[0.5f64, 0.2, 0.01] {
+            let logit = (m / (1.0 - m)).ln();
             let mut prev = 0.0;
             for k in -20..=20 {
                 let sigma = 10f64.powf(k as f64 / 10.0);

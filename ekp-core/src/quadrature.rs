@@ -282,7 +282,7 @@ mod tests {
                 .nodes
                 .iter()
                 .zip(&rule.weights)
-                .map(|(&z, &w)| w * z.powi(deg as i32 + 1))
+                .map(|(&z, &w)| w * z.powi(deg + 1))
                 .sum();
             assert!(odd.abs() < 1e-12 * want.max(1.0));
         }

@@ -204,10 +204,21 @@ impl<M: MemberModel> ForwardModel for Ensemble<M> {
         params: &DMatrix<f64>,
         out: &mut DMatrix<f64>,
     ) -> Result<(), ModelError> {
+        self.evaluate_into_with_progress(params, out, &|_| {})
+    }
+
+    /// Reports each member as it finishes (from whichever thread ran it).
+    fn evaluate_into_with_progress(
+        &self,
+        params: &DMatrix<f64>,
+        out: &mut DMatrix<f64>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<(), ModelError> {
         self.check_shapes(params, out)?;
         let p = self.model.parameter_dim();
         let d = self.model.output_dim();
         if d == 0 || params.ncols() == 0 {
+            progress(params.ncols());
             return Ok(());
         }
         // Both matrices are column-major: member j's parameters are
@@ -218,6 +229,7 @@ impl<M: MemberModel> ForwardModel for Ensemble<M> {
             let theta = &thetas[j * p..(j + 1) * p];
             model.evaluate_member(j, theta, column);
             mark_failure(column);
+            progress(1);
         };
         match self.execution {
             Execution::Serial => out.as_mut_slice().chunks_mut(d).enumerate().for_each(run),

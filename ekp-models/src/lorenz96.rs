@@ -48,6 +48,10 @@ pub struct Lorenz96Config {
     pub seed: u64,
     /// Number of consecutive T-windows of the truth run (`n_samples`): 20.
     pub truth_samples: usize,
+    /// A member whose state leaves `[-max_abs_state, max_abs_state]` has
+    /// diverged and fails (its outputs become NaN), as a real model would
+    /// crash: infinite by default (only NaN/∞ fail). Not in EKP.jl.
+    pub max_abs_state: f64,
 }
 
 impl Default for Lorenz96Config {
@@ -63,6 +67,7 @@ impl Default for Lorenz96Config {
             perturbation_std: 0.01,
             seed: 4137,
             truth_samples: 20,
+            max_abs_state: f64::INFINITY,
         }
     }
 }
@@ -164,6 +169,9 @@ impl Lorenz96Config {
         }
         if !(self.perturbation_std.is_finite() && self.perturbation_std >= 0.0) {
             return Err(bad("perturbation_std", "must be non-negative and finite"));
+        }
+        if !(self.max_abs_state > 0.0) {
+            return Err(bad("max_abs_state", "must be positive (inf for no limit)"));
         }
         if self.truth_samples < 2 {
             return Err(bad(
@@ -333,7 +341,7 @@ pub fn integrate(
 }
 
 /// Like [`integrate`], but stops early (returning `false`) once the state is
-/// no longer finite.
+/// no longer finite or leaves `[-limit, limit]`.
 fn integrate_checked(
     x: &mut [f64],
     ws: &mut Rk4Workspace,
@@ -341,17 +349,23 @@ fn integrate_checked(
     dt: f64,
     from_step: usize,
     n_steps: usize,
+    limit: f64,
 ) -> bool {
     let mut done = 0;
     while done < n_steps {
         let chunk = FINITE_CHECK_INTERVAL.min(n_steps - done);
         integrate(x, ws, forcing, dt, from_step + done, chunk);
         done += chunk;
-        if !x.iter().all(|v| v.is_finite()) {
+        if !within(x, limit) {
             return false;
         }
     }
     true
+}
+
+/// Every value finite and within `[-limit, limit]` (`limit` may be ∞).
+fn within(x: &[f64], limit: f64) -> bool {
+    x.iter().all(|v| v.is_finite() && v.abs() <= limit)
 }
 
 /// Sample variance (divisor n − 1) by two passes.
@@ -476,6 +490,7 @@ impl Lorenz96 {
                 dt,
                 step,
                 (first - 1).saturating_sub(step),
+                self.config.max_abs_state,
             ) {
                 return false;
             }
@@ -486,6 +501,9 @@ impl Lorenz96 {
                     step += 1;
                     rk4_step(&mut x, &mut ws, forcing.at(dt * step as f64), dt);
                     row.copy_from_slice(&x);
+                }
+                if !within(&window, self.config.max_abs_state) {
+                    return false;
                 }
                 let var = sample_variance(&window);
                 if !var.is_finite() {

@@ -198,3 +198,48 @@ fn execution_names_round_trip() {
         .expect_err("gpu is not a CPU execution");
     assert!(err.to_string().contains("gpu"));
 }
+
+#[test]
+fn members_past_max_abs_state_fail_and_the_others_do_not() {
+    // F = 8 keeps |x| below ~15; F = 40 drives it past 30.
+    let model = Lorenz96::new(Lorenz96Config {
+        t_start: 10.0,
+        window: 4.0,
+        sub_window: 1.0,
+        fit_windows: 2,
+        truth_samples: 5,
+        max_abs_state: 30.0,
+        ..Lorenz96Config::default()
+    })
+    .expect("valid config");
+    let params = DMatrix::from_row_slice(2, 3, &[8.0, 40.0, 8.5, 1.0, 1.0, 0.5]);
+    let out = Ensemble::new(model, Execution::Serial)
+        .evaluate(&params)
+        .expect("shapes ok");
+    assert!(out.column(0).iter().all(|v| v.is_finite()));
+    assert!(out.column(1).iter().all(|v| v.is_nan()));
+    assert!(out.column(2).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn progress_reports_every_member_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let params = random_params(&[(6.0, 10.0), (0.0, 3.0)], 17, 3);
+    for execution in Execution::ALL {
+        let done = AtomicUsize::new(0);
+        let calls = AtomicUsize::new(0);
+        let ens = Ensemble::new(short_lorenz(), execution);
+        let mut out = DMatrix::zeros(ens.output_dim(), params.ncols());
+        ens.evaluate_into_with_progress(&params, &mut out, &|k| {
+            done.fetch_add(k, Ordering::SeqCst);
+            calls.fetch_add(1, Ordering::SeqCst);
+        })
+        .expect("shapes ok");
+        assert_eq!(done.load(Ordering::SeqCst), 17, "{execution}");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            17,
+            "{execution}: one call per member"
+        );
+    }
+}
