@@ -1,5 +1,7 @@
 //! `ekp-cli` end to end: the binary, its files and its exit codes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -105,7 +105,11 @@ impl NoiseCovariance {
 
     /// `Γ = diag(stds²)`.
     pub fn diagonal_std(stds: &[f64]) -> Result<Self, ObservationError> {
-        if let Some((index, &value)) = stds.iter().enumerate().find(|(_, s)| !(**s > 0.0)) {
+        if let Some((index, &value)) = stds
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.is_nan() || **s <= 0.0)
+        {
             return Err(ObservationError::BadVariance { index, value });
         }
         Self::diagonal_variances(stds.iter().map(|s| s * s).collect::<Vec<_>>().as_slice())

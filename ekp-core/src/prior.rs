@@ -276,8 +276,14 @@ impl ParameterPrior {
             Constraint::BoundedBelow { lower } => lower + (mu + 0.5 * sigma * sigma).exp(),
             Constraint::BoundedAbove { upper } => upper - (mu + 0.5 * sigma * sigma).exp(),
             Constraint::Bounded { lower, upper } => {
-                let m = logit_normal_moments(mu, sigma).mean;
-                lower + 2.0 * (half_width(lower, upper) * m)
+                // Measured from the nearer bound, to keep the relative precision there.
+                let m = logit_normal_moments(mu, sigma);
+                let hw = half_width(lower, upper);
+                if m.mean <= 0.5 {
+                    lower + 2.0 * (hw * m.mean)
+                } else {
+                    upper - 2.0 * (hw * m.mean_complement)
+                }
             }
         }
     }

@@ -186,6 +186,8 @@ pub(crate) fn logistic_and_derivative(t: f64) -> (f64, f64) {
 pub(crate) struct LogitNormalMoments {
     /// `E[L]`.
     pub(crate) mean: f64,
+    /// `1 − E[L]`, computed without cancellation.
+    pub(crate) mean_complement: f64,
     /// `Var[L]`.
     pub(crate) var: f64,
     /// `∂E[L]/∂μ = E[L']`.
@@ -201,10 +203,30 @@ pub(crate) struct LogitNormalMoments {
 /// Moments of the logistic-normal distribution with parameters `μ`, `σ > 0`.
 ///
 /// Uses a Taylor series for `σ < 1e-6` (relative error `O(σ²)`), otherwise
-/// [`expect_standard_normal`] with sharpness `σ`; the variance is accumulated about
-/// `L(μ)` so that it keeps full relative accuracy for small `σ`.
+/// [`expect_standard_normal`] with sharpness `σ`. The variance is accumulated about
+/// `L(μ)` so that it keeps full relative accuracy for small `σ`, and for `μ > 0` the
+/// moments are computed for `−μ` and mirrored (`L(−t) = 1 − L(t)`), so that the values
+/// summed are the small ones and keep their relative precision.
 pub(crate) fn logit_normal_moments(mu: f64, sigma: f64) -> LogitNormalMoments {
+    if mu > 0.0 {
+        let m = lower_logit_normal_moments(-mu, sigma);
+        return LogitNormalMoments {
+            mean: m.mean_complement,
+            mean_complement: m.mean,
+            var: m.var,
+            dmean_dmu: m.dmean_dmu,
+            dmean_dsigma: -m.dmean_dsigma,
+            dvar_dmu: -m.dvar_dmu,
+            dvar_dsigma: m.dvar_dsigma,
+        };
+    }
+    lower_logit_normal_moments(mu, sigma)
+}
+
+/// [`logit_normal_moments`] without the mirroring (accurate for `μ ≤ 0`).
+fn lower_logit_normal_moments(mu: f64, sigma: f64) -> LogitNormalMoments {
     let (c, d1) = logistic_and_derivative(mu);
+    let c_complement = logistic_and_derivative(-mu).0;
     if sigma < SERIES_SIGMA {
         // L' = L(1−L), L'' = L'(1−2L), L''' = L'(1 − 6L + 6L²)
         let d2 = d1 * (1.0 - 2.0 * c);
@@ -212,6 +234,7 @@ pub(crate) fn logit_normal_moments(mu: f64, sigma: f64) -> LogitNormalMoments {
         let s2 = sigma * sigma;
         return LogitNormalMoments {
             mean: c + 0.5 * d2 * s2,
+            mean_complement: c_complement - 0.5 * d2 * s2,
             var: d1 * d1 * s2,
             dmean_dmu: d1 + 0.5 * d3 * s2,
             dmean_dsigma: d2 * sigma,
@@ -226,6 +249,7 @@ pub(crate) fn logit_normal_moments(mu: f64, sigma: f64) -> LogitNormalMoments {
     });
     LogitNormalMoments {
         mean: c + e_dc,
+        mean_complement: c_complement - e_dc,
         var: (e_dc2 - e_dc * e_dc).max(0.0),
         dmean_dmu: e_d,
         dmean_dsigma: e_zd,
@@ -377,8 +401,34 @@ mod tests {
     }
 
     #[test]
+    fn logit_normal_moments_are_mirror_symmetric() {
+        for &(mu, sigma) in &[(0.3, 1e-7), (2.0, 0.5), (8.0, 3.0), (1.0, 30.0)] {
+            let a = logit_normal_moments(mu, sigma);
+            let b = logit_normal_moments(-mu, sigma);
+            assert_eq!(a.mean, b.mean_complement);
+            assert_eq!(a.mean_complement, b.mean);
+            assert_eq!(a.var, b.var);
+            assert_eq!(a.dmean_dmu, b.dmean_dmu);
+            assert_eq!(a.dmean_dsigma, -b.dmean_dsigma);
+            assert_eq!(a.dvar_dmu, -b.dvar_dmu);
+            assert!((a.mean + a.mean_complement - 1.0).abs() < 1e-15);
+        }
+        // Near the upper end a small variance keeps its relative precision.
+        let sigma = 1e-4;
+        let m = logit_normal_moments(9.0, sigma);
+        let d1 = logistic_and_derivative(9.0).1;
+        assert!((m.var.sqrt() / (d1 * sigma) - 1.0).abs() < 1e-7);
+    }
+
+    #[test]
     fn logit_normal_derivatives_match_finite_differences() {
-        for &(mu, sigma) in &[(-1.0, 0.5), (0.5, 1.5), (2.0, 4.0), (-0.3, 0.01)] {
+        for &(mu, sigma) in &[
+            (-1.0, 0.5),
+            (0.5, 1.5),
+            (2.0, 4.0),
+            (-0.3, 0.01),
+            (0.3, 0.01),
+        ] {
             let m = logit_normal_moments(mu, sigma);
             let h = 1e-5 * sigma.max(0.1);
             let mp = logit_normal_moments(mu + h, sigma);

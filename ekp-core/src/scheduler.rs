@@ -48,9 +48,13 @@ impl Scheduler {
             Scheduler::Fixed { dt } if !(dt.is_finite() && *dt > 0.0) => Err(format!(
                 "scheduler.dt must be positive and finite, got {dt}"
             )),
-            Scheduler::DataMisfit { terminate_at } if !(*terminate_at > 0.0) => Err(format!(
-                "scheduler.terminate_at must be positive, got {terminate_at}"
-            )),
+            Scheduler::DataMisfit { terminate_at }
+                if terminate_at.is_nan() || *terminate_at <= 0.0 =>
+            {
+                Err(format!(
+                    "scheduler.terminate_at must be positive, got {terminate_at}"
+                ))
+            }
             _ => Ok(()),
         }
     }

@@ -10,6 +10,8 @@
 //! hence the longer horizon (T = 20 000) used for EKI below. With perturbed
 //! observations a Monte Carlo error of order `σ_post / √N` is added.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
 mod common;
 
 use common::LinearProblem;

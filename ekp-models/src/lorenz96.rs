@@ -170,7 +170,7 @@ impl Lorenz96Config {
         if !(self.perturbation_std.is_finite() && self.perturbation_std >= 0.0) {
             return Err(bad("perturbation_std", "must be non-negative and finite"));
         }
-        if !(self.max_abs_state > 0.0) {
+        if self.max_abs_state.is_nan() || self.max_abs_state <= 0.0 {
             return Err(bad("max_abs_state", "must be positive (inf for no limit)"));
         }
         if self.truth_samples < 2 {

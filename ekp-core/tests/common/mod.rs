@@ -1,4 +1,6 @@
 //! A linear-Gaussian test problem with closed-form answers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(dead_code, missing_docs)]
 
 use ekp_core::{NoiseCovariance, Observation, ParameterPrior, Prior};

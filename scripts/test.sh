@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run the whole ekp test suite.
+#
+# The GPU tests need a Vulkan driver; on a machine without a GPU, Mesa's
+# software Vulkan (lavapipe) serves. Run as root, this script installs it
+# (Debian/Ubuntu: mesa-vulkan-drivers, libvulkan1); otherwise it says what is
+# missing and the GPU tests report themselves skipped (unless
+# EKP_REQUIRE_GPU=1, which makes a missing adapter a failure, as in CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(mesa-vulkan-drivers libvulkan1)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+fi
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "test.sh: installing ${missing[*]} (software Vulkan for the GPU tests)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "test.sh: NOTICE: ${missing[*]} not installed and not root: GPU tests will be skipped" >&2
+    fi
+fi
+
+cargo test --workspace --all-targets --locked "$@"
+# Doc tests are not part of --all-targets.
+cargo test --workspace --doc --locked
