@@ -26,6 +26,12 @@ if ((${#missing[@]})); then
     fi
 fi
 
-cargo test --workspace --all-targets --locked "$@"
-# Doc tests are not part of --all-targets.
-cargo test --workspace --doc --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Doc tests are not part of --all-targets, hence two runs.
+status=0
+{ cargo test --workspace --all-targets --locked "$@" && cargo test --workspace --doc --locked; } 2>&1 \
+    | tee "$log" || status=$?
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
