@@ -8,8 +8,12 @@
 # EKP_REQUIRE_GPU=1, which makes a missing adapter a failure, as in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Mesa's Vulkan device-select layer complains on headless machines.
+export NODEVICE_SELECT=1
 
-packages=(mesa-vulkan-drivers libvulkan1)
+# Vulkan (lavapipe, f64) for the GPU tests; EGL/GL (llvmpipe, f32 only) for
+# the test that f64 is refused where the adapter lacks it.
+packages=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${packages[@]}"; do

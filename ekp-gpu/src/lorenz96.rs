@@ -1,0 +1,792 @@
+//! [`Lorenz96Gpu`]: the Lorenz 96 ensemble model on a wgpu device.
+
+use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ekp_core::{ForwardModel, ModelError};
+use ekp_models::{Lorenz96, Lorenz96Config};
+use nalgebra::DMatrix;
+
+use crate::device::{AdapterInfo, Gpu};
+use crate::error::GpuError;
+use crate::shader::{
+    ACC_EXTRA_ROWS, CHECK_INTERVAL, Kernel, KernelSpec, Observation, WORKGROUP_SIZE,
+};
+use crate::{MAX_SITES, MAX_STEPS_PER_DISPATCH, Precision};
+
+const MODEL: &str = "lorenz96";
+
+/// The per-dispatch uniform (`struct Dispatch` in the kernel).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DispatchUniform {
+    /// Steps done before this dispatch.
+    step0: u32,
+    /// Steps of this dispatch.
+    steps: u32,
+    /// Members in this chunk.
+    members: u32,
+    /// Stride of the member-major rows of the state/accumulator buffers.
+    stride: u32,
+}
+
+/// Timing of [`Lorenz96Gpu::integrate_only`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntegrationStats {
+    /// Members integrated.
+    pub members: usize,
+    /// RK4 steps per member.
+    pub steps: usize,
+    /// Chunks of members (one after the other).
+    pub chunks: usize,
+    /// Compute dispatches submitted (chunks × step blocks).
+    pub dispatches: usize,
+    /// Wall time from the first upload to the end of the last dispatch
+    /// (pipeline compilation excluded, nothing read back).
+    pub elapsed: Duration,
+}
+
+impl IntegrationStats {
+    /// Member-steps per second: `members · steps / elapsed`.
+    pub fn member_steps_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            (self.members as f64) * (self.steps as f64) / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What a chunk runs: the model (spin-up, then the observed window), or the
+/// integration alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Observe,
+    Integrate,
+}
+
+/// Device buffers for one chunk of members, reused and grown across calls.
+#[derive(Debug)]
+struct Buffers {
+    /// Members the buffers hold (the row stride).
+    capacity: usize,
+    uniform: wgpu::Buffer,
+    theta: wgpu::Buffer,
+    state: wgpu::Buffer,
+    acc: wgpu::Buffer,
+    outputs: wgpu::Buffer,
+}
+
+/// The sines sin(ω j dt), j = 1..=steps, on the device.
+#[derive(Debug)]
+struct Sines {
+    steps: usize,
+    buffer: wgpu::Buffer,
+}
+
+/// Mutable state behind the model's `&self` interface.
+#[derive(Debug, Default)]
+struct Resources {
+    buffers: Option<Buffers>,
+    sines: Option<Sines>,
+    staging: Option<wgpu::Buffer>,
+    integrate: Option<wgpu::ComputePipeline>,
+}
+
+/// Lorenz 96 (EKP.jl's Lorenz example) evaluated for a whole ensemble on a GPU
+/// through wgpu: the same function as [`ekp_models::Lorenz96`] in an
+/// [`ekp_models::Ensemble`], one kernel invocation per member.
+///
+/// Built once ([`Lorenz96Gpu::new`]: adapter, device, kernel); every
+/// evaluation reuses the device buffers, growing them when an ensemble is
+/// larger than any before. Parameters are the rows `[F, A]` of a `2 × N`
+/// matrix; outputs the `d` variance observables of each member (4 with the
+/// default configuration), a NaN column for a member whose state became
+/// non-finite or left `[-max_abs_state, max_abs_state]`.
+///
+/// See the [crate documentation](crate) for the kernel, chunking and precision.
+#[derive(Debug)]
+pub struct Lorenz96Gpu {
+    model: Lorenz96,
+    precision: Precision,
+    gpu: Gpu,
+    /// The kernel of the steps before the observed window.
+    spinup: wgpu::ComputePipeline,
+    /// The kernel of the observed window.
+    observe: wgpu::ComputePipeline,
+    /// Members one chunk may hold, from the device limits.
+    device_max_members: usize,
+    /// A smaller cap set with [`Lorenz96Gpu::with_max_members_per_dispatch`].
+    user_max_members: Option<usize>,
+    steps_per_dispatch: usize,
+    resources: Mutex<Resources>,
+}
+
+impl Lorenz96Gpu {
+    /// Validate `config`, pick an adapter that supports `precision`, open a
+    /// device, and compile the kernel for this configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::Config`] for an invalid configuration,
+    /// [`GpuError::InvalidInput`] for more than [`MAX_SITES`] sites,
+    /// [`GpuError::NoAdapter`] when wgpu finds no adapter,
+    /// [`GpuError::F64Unsupported`] for `Precision::F64` on an adapter without
+    /// 64-bit floats, and device or validation failures.
+    pub fn new(config: Lorenz96Config, precision: Precision) -> Result<Self, GpuError> {
+        let model = Lorenz96::new(config)?;
+        if model.config().sites > MAX_SITES {
+            return Err(GpuError::InvalidInput {
+                message: format!(
+                    "{} sites: the GPU kernel writes every site out and keeps the state in \
+                     registers, for at most {MAX_SITES} sites; use `--backend threads`",
+                    model.config().sites
+                ),
+            });
+        }
+        let total = model.member_steps();
+        if total > (u32::MAX as usize) - MAX_STEPS_PER_DISPATCH {
+            return Err(GpuError::InvalidInput {
+                message: format!(
+                    "a member integrates {total} steps; the GPU kernel counts steps in 32 bits"
+                ),
+            });
+        }
+        let gpu = Gpu::new(precision)?;
+        let observation = observation(&model);
+        let spinup = compile(
+            &gpu,
+            &kernel_spec(&model, precision, Kernel::Spinup(observation.clone())),
+        )?;
+        let observe = compile(
+            &gpu,
+            &kernel_spec(&model, precision, Kernel::Observe(observation)),
+        )?;
+
+        let bytes = precision.bytes() as u64;
+        let binding = gpu
+            .limits
+            .max_storage_buffer_binding_size
+            .min(gpu.limits.max_buffer_size);
+        // The widest per-member buffer: the state (sites rows) or the
+        // accumulators (d + 3 rows).
+        let rows = (model.config().sites)
+            .max(model.sub_windows() / model.config().fit_windows + ACC_EXTRA_ROWS)
+            as u64;
+        let by_binding = binding / (rows * bytes);
+        let by_dispatch =
+            u64::from(gpu.limits.max_compute_workgroups_per_dimension) * u64::from(WORKGROUP_SIZE);
+        // Indices into the buffers are u32 in the kernel.
+        let by_index = u64::from(u32::MAX) / rows;
+        let device_max_members = usize::try_from(by_binding.min(by_dispatch).min(by_index))
+            .unwrap_or(usize::MAX)
+            .max(1);
+
+        let this = Self {
+            model,
+            precision,
+            gpu,
+            spinup,
+            observe,
+            device_max_members,
+            user_max_members: None,
+            steps_per_dispatch: MAX_STEPS_PER_DISPATCH,
+            resources: Mutex::new(Resources::default()),
+        };
+        // The forcing table of a member's whole integration, uploaded once.
+        {
+            let mut res = this.lock();
+            this.ensure_sines(&mut res, total)?;
+        }
+        Ok(this)
+    }
+
+    /// Cap the members of one chunk (one dispatch sequence over a set of
+    /// buffers) at `n` (at least 1), below what the device limits allow:
+    /// larger ensembles run as several chunks one after the other. Used to test
+    /// the chunking without gigabytes of buffers, and to bound memory.
+    #[must_use]
+    pub fn with_max_members_per_dispatch(mut self, n: usize) -> Self {
+        self.user_max_members = Some(n.max(1));
+        self
+    }
+
+    /// Set the RK4 steps one dispatch runs, clamped to
+    /// `1..=MAX_STEPS_PER_DISPATCH` (the default is the maximum).
+    #[must_use]
+    pub fn with_steps_per_dispatch(mut self, steps: usize) -> Self {
+        self.steps_per_dispatch = steps.clamp(1, MAX_STEPS_PER_DISPATCH);
+        self
+    }
+
+    /// The adapter the kernels run on (a software adapter says so).
+    pub fn adapter_info(&self) -> &AdapterInfo {
+        &self.gpu.info
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Lorenz96Config {
+        self.model.config()
+    }
+
+    /// The CPU model with the same configuration (initial state, layout).
+    pub fn cpu_model(&self) -> &Lorenz96 {
+        &self.model
+    }
+
+    /// The working precision of the kernels.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Members one chunk holds: the device limits (storage binding size,
+    /// workgroups per dispatch) or the cap set with
+    /// [`with_max_members_per_dispatch`](Self::with_max_members_per_dispatch).
+    pub fn max_members_per_dispatch(&self) -> usize {
+        self.user_max_members
+            .map_or(self.device_max_members, |n| n.min(self.device_max_members))
+    }
+
+    /// RK4 steps per dispatch.
+    pub fn steps_per_dispatch(&self) -> usize {
+        self.steps_per_dispatch
+    }
+
+    /// Evaluate every column `[F, A]` of `params` (`2 × N`) into a new
+    /// `d × N` matrix of observables (NaN columns for failed members),
+    /// calling `progress(k)` after each chunk of `k` members.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::InvalidInput`] if `params` does not have 2 rows; device,
+    /// validation and read-back failures.
+    pub fn observables(
+        &self,
+        params: &DMatrix<f64>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<DMatrix<f64>, GpuError> {
+        check_params(params)?;
+        let d = self.output_dim();
+        let mut out = DMatrix::zeros(d, params.ncols());
+        let total = self.model.member_steps();
+        let fit = self.model.config().fit_windows as f64;
+        let mut res = self.lock();
+        self.ensure_sines(&mut res, total)?;
+        let mut start = 0;
+        while start < params.ncols() {
+            let len = self.max_members_per_dispatch().min(params.ncols() - start);
+            let chunk = params.columns(start, len).into_owned();
+            let values = self.run_chunk(&mut res, Job::Observe, &chunk, total, true)?;
+            for m in 0..len {
+                let row = &values[m * (d + 1)..(m + 1) * (d + 1)];
+                let theta_ok = chunk.column(m).iter().all(|v| v.is_finite());
+                let ok = theta_ok && row[d] == 0.0 && row[..d].iter().all(|v| v.is_finite());
+                let mut col = out.column_mut(start + m);
+                for k in 0..d {
+                    col[k] = if ok { row[k] / fit } else { f64::NAN };
+                }
+            }
+            progress(len);
+            start += len;
+        }
+        Ok(out)
+    }
+
+    /// The states after `steps` RK4 steps from the initial state, one column
+    /// (`sites` values) per member: what [`Lorenz96::final_state`] computes on
+    /// the CPU. For tests and diagnostics; no divergence check.
+    ///
+    /// # Errors
+    ///
+    /// As [`observables`](Self::observables).
+    pub fn final_states(
+        &self,
+        params: &DMatrix<f64>,
+        steps: usize,
+    ) -> Result<DMatrix<f64>, GpuError> {
+        check_params(params)?;
+        check_steps(steps)?;
+        let n = self.model.config().sites;
+        let mut out = DMatrix::zeros(n, params.ncols());
+        let mut res = self.lock();
+        self.ensure_integrate(&mut res)?;
+        self.ensure_sines(&mut res, steps)?;
+        let mut start = 0;
+        while start < params.ncols() {
+            let len = self.max_members_per_dispatch().min(params.ncols() - start);
+            let chunk = params.columns(start, len).into_owned();
+            let values = self.run_chunk(&mut res, Job::Integrate, &chunk, steps, true)?;
+            let stride = res.buffers.as_ref().map_or(len, |b| b.capacity);
+            for m in 0..len {
+                for i in 0..n {
+                    out[(i, start + m)] = values[i * stride + m];
+                }
+            }
+            start += len;
+        }
+        Ok(out)
+    }
+
+    /// Integrate every member `steps` RK4 steps without observables and without
+    /// reading anything back, and time it: the benchmark behind
+    /// `ekp-cli bench --backend gpu`. The kernel is compiled (once) before the
+    /// clock starts.
+    ///
+    /// # Errors
+    ///
+    /// As [`observables`](Self::observables).
+    pub fn integrate_only(
+        &self,
+        params: &DMatrix<f64>,
+        steps: usize,
+    ) -> Result<IntegrationStats, GpuError> {
+        check_params(params)?;
+        check_steps(steps)?;
+        let mut res = self.lock();
+        self.ensure_integrate(&mut res)?;
+        self.ensure_sines(&mut res, steps)?;
+        let cap = self.max_members_per_dispatch();
+        self.ensure_buffers(&mut res, params.ncols().min(cap))?;
+        let begin = Instant::now();
+        let mut chunks = 0;
+        let mut start = 0;
+        while start < params.ncols() {
+            let len = cap.min(params.ncols() - start);
+            let chunk = params.columns(start, len).into_owned();
+            self.run_chunk(&mut res, Job::Integrate, &chunk, steps, false)?;
+            chunks += 1;
+            start += len;
+        }
+        Ok(IntegrationStats {
+            members: params.ncols(),
+            steps,
+            chunks,
+            dispatches: chunks * steps.div_ceil(self.steps_per_dispatch),
+            elapsed: begin.elapsed(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Resources> {
+        self.resources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ensure_integrate(&self, res: &mut Resources) -> Result<(), GpuError> {
+        if res.integrate.is_none() {
+            res.integrate = Some(compile(
+                &self.gpu,
+                &kernel_spec(&self.model, self.precision, Kernel::Integrate),
+            )?);
+        }
+        Ok(())
+    }
+
+    /// Make the forcing table cover steps `1..=steps`.
+    fn ensure_sines(&self, res: &mut Resources, steps: usize) -> Result<(), GpuError> {
+        if res.sines.as_ref().is_some_and(|s| s.steps >= steps) {
+            return Ok(());
+        }
+        let c = self.model.config();
+        let bytes = (steps.max(1) as u64) * self.precision.bytes() as u64;
+        let limit = self
+            .gpu
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.gpu.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(GpuError::InvalidInput {
+                message: format!(
+                    "{steps} steps need a forcing table of {bytes} bytes, more than the \
+                     device's storage binding limit of {limit} bytes"
+                ),
+            });
+        }
+        // sin(ω t_j), t_j = dt·j, exactly as the CPU's `Forcing::at` computes
+        // it, in f64; the kernel forms F + A·sin in its working precision.
+        let sines: Vec<f64> = (1..=steps.max(1))
+            .map(|j| (c.omega * (c.dt * j as f64)).sin())
+            .collect();
+        let buffer = self.gpu.scoped("uploading the forcing table", || {
+            let buffer = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("ekp-gpu sines"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.gpu
+                .queue
+                .write_buffer(&buffer, 0, &self.precision.encode(&sines));
+            Ok(buffer)
+        })?;
+        res.sines = Some(Sines { steps, buffer });
+        Ok(())
+    }
+
+    /// Make the chunk buffers hold at least `members` members.
+    fn ensure_buffers(&self, res: &mut Resources, members: usize) -> Result<(), GpuError> {
+        if res.buffers.as_ref().is_some_and(|b| b.capacity >= members) {
+            return Ok(());
+        }
+        // Round up to whole workgroups, within the device's cap.
+        let wg = WORKGROUP_SIZE as usize;
+        let capacity = members
+            .div_ceil(wg)
+            .saturating_mul(wg)
+            .min(self.max_members_per_dispatch())
+            .max(members)
+            .max(1);
+        let s = self.precision.bytes() as u64;
+        let cap = capacity as u64;
+        let n = self.model.config().sites as u64;
+        let d = self.output_dim() as u64;
+        let buffers = self.gpu.scoped("allocating device buffers", || {
+            let device = &self.gpu.device;
+            let storage = |label, size: u64, extra| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: size.max(4),
+                    usage: wgpu::BufferUsages::STORAGE | extra,
+                    mapped_at_creation: false,
+                })
+            };
+            Ok(Buffers {
+                capacity,
+                uniform: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("ekp-gpu dispatch"),
+                    size: std::mem::size_of::<DispatchUniform>() as u64,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                theta: storage("ekp-gpu theta", 2 * cap * s, wgpu::BufferUsages::COPY_DST),
+                state: storage("ekp-gpu state", n * cap * s, wgpu::BufferUsages::COPY_SRC),
+                acc: storage(
+                    "ekp-gpu accumulators",
+                    (d + ACC_EXTRA_ROWS as u64) * cap * s,
+                    wgpu::BufferUsages::empty(),
+                ),
+                outputs: storage(
+                    "ekp-gpu outputs",
+                    (d + 1) * cap * s,
+                    wgpu::BufferUsages::COPY_SRC,
+                ),
+            })
+        })?;
+        res.buffers = Some(buffers);
+        Ok(())
+    }
+
+    /// A read-back buffer of at least `size` bytes.
+    fn ensure_staging(&self, res: &mut Resources, size: u64) -> Result<(), GpuError> {
+        if res.staging.as_ref().is_some_and(|b| b.size() >= size) {
+            return Ok(());
+        }
+        let staging = self.gpu.scoped("allocating the read-back buffer", || {
+            Ok(self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("ekp-gpu staging"),
+                size: size.max(8),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        })?;
+        res.staging = Some(staging);
+        Ok(())
+    }
+
+    /// Run one chunk (at most `max_members_per_dispatch` members) through
+    /// `steps` steps of `job`, and read back its outputs (observing: `d + 1`
+    /// values per member, member-major) or its states (integrating: `sites`
+    /// rows of `capacity`) when `read` is set.
+    fn run_chunk(
+        &self,
+        res: &mut Resources,
+        job: Job,
+        chunk: &DMatrix<f64>,
+        steps: usize,
+        read: bool,
+    ) -> Result<Vec<f64>, GpuError> {
+        let members = chunk.ncols();
+        self.ensure_buffers(res, members)?;
+        let s = self.precision.bytes() as u64;
+        let d = self.output_dim() as u64;
+        let n = self.model.config().sites;
+        let capacity = res.buffers.as_ref().map_or(members, |b| b.capacity);
+        if steps == 0 {
+            // Nothing to run (only the integrating job allows 0 steps): every
+            // member is still at the initial state.
+            let mut values = vec![0.0; n * capacity];
+            if read {
+                for (i, x) in self.model.initial_state().iter().enumerate() {
+                    values[i * capacity..i * capacity + members].fill(self.precision.round(*x));
+                }
+            }
+            return Ok(values);
+        }
+        let read_bytes = match job {
+            Job::Observe => (d + 1) * members as u64 * s,
+            Job::Integrate => (n * capacity) as u64 * s,
+        };
+        if read {
+            self.ensure_staging(res, read_bytes)?;
+        }
+        let (Some(buffers), Some(sines)) = (res.buffers.as_ref(), res.sines.as_ref()) else {
+            return Err(internal("device buffers missing"));
+        };
+        let staging = if read {
+            Some(
+                res.staging
+                    .as_ref()
+                    .ok_or_else(|| internal("read-back buffer missing"))?,
+            )
+        } else {
+            None
+        };
+        // The phases: (kernel, bindings it uses, steps done before, steps
+        // done after).
+        let phases: Vec<(&wgpu::ComputePipeline, usize, usize, usize)> = match job {
+            Job::Observe => {
+                let before = self.model.first_observed_step(0) - 1;
+                vec![
+                    (&self.spinup, 5, 0, before),
+                    (&self.observe, 6, before, steps),
+                ]
+            }
+            Job::Integrate => vec![(
+                res.integrate
+                    .as_ref()
+                    .ok_or_else(|| internal("integration kernel missing"))?,
+                4,
+                0,
+                steps,
+            )],
+        };
+        let finite_limit = self.model.config().max_abs_state < self.precision.max_finite();
+        let context = match job {
+            Job::Observe => "running the Lorenz 96 kernels",
+            Job::Integrate => "running the Lorenz 96 integration kernel",
+        };
+        self.gpu.scoped(context, || {
+            let device = &self.gpu.device;
+            let queue = &self.gpu.queue;
+            let theta: Vec<f64> = chunk.iter().copied().collect();
+            queue.write_buffer(&buffers.theta, 0, &self.precision.encode(&theta));
+            let all = [
+                &buffers.uniform,
+                &buffers.theta,
+                &sines.buffer,
+                &buffers.state,
+                &buffers.acc,
+                &buffers.outputs,
+            ];
+            let groups = (members as u32).div_ceil(WORKGROUP_SIZE);
+            for (pipeline, bindings, from, to) in phases {
+                let entries: Vec<_> = all[..bindings]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource: b.as_entire_binding(),
+                    })
+                    .collect();
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("ekp-gpu bind group"),
+                    layout: &pipeline.get_bind_group_layout(0),
+                    entries: &entries,
+                });
+                let mut step0 = from;
+                while step0 < to {
+                    let mut block = self.steps_per_dispatch.min(to - step0);
+                    if bindings == 5 && finite_limit {
+                        // Spin-up with a finite limit: end every dispatch at
+                        // the CPU's next check point.
+                        let next = (step0 / CHECK_INTERVAL + 1) * CHECK_INTERVAL;
+                        block = block.min(next - step0);
+                    }
+                    let uniform = DispatchUniform {
+                        step0: step0 as u32,
+                        steps: block as u32,
+                        members: members as u32,
+                        stride: capacity as u32,
+                    };
+                    // Written before this submission's commands run: each
+                    // dispatch sees its own uniform.
+                    queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&uniform));
+                    let mut encoder =
+                        device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                            label: Some("ekp-gpu steps"),
+                        });
+                    {
+                        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some("ekp-gpu steps"),
+                            timestamp_writes: None,
+                        });
+                        pass.set_pipeline(pipeline);
+                        pass.set_bind_group(0, &bind_group, &[]);
+                        pass.dispatch_workgroups(groups, 1, 1);
+                    }
+                    step0 += block;
+                    if step0 >= steps {
+                        if let Some(staging) = staging {
+                            let source = match job {
+                                Job::Observe => &buffers.outputs,
+                                Job::Integrate => &buffers.state,
+                            };
+                            encoder.copy_buffer_to_buffer(source, 0, staging, 0, read_bytes);
+                        }
+                    }
+                    queue.submit([encoder.finish()]);
+                }
+            }
+            self.gpu.wait()
+        })?;
+        match staging {
+            Some(staging) => self.read(staging, read_bytes),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Map the first `bytes` of `staging` and convert them to f64.
+    fn read(&self, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<f64>, GpuError> {
+        let (tx, rx) = mpsc::channel();
+        self.gpu.scoped("reading results back", || {
+            staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+                let _ = tx.send(r);
+            });
+            self.gpu.wait()
+        })?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(GpuError::Map {
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(GpuError::Map {
+                    message: "the mapping callback was never called".to_string(),
+                });
+            }
+        }
+        let values = staging
+            .get_mapped_range(0..bytes)
+            .map(|view| self.precision.decode(&view))
+            .map_err(|e| GpuError::Map {
+                message: e.to_string(),
+            });
+        staging.unmap();
+        values
+    }
+}
+
+fn internal(what: &str) -> GpuError {
+    GpuError::InvalidInput {
+        message: format!("internal error: {what}"),
+    }
+}
+
+fn check_params(params: &DMatrix<f64>) -> Result<(), GpuError> {
+    if params.nrows() != 2 {
+        return Err(GpuError::InvalidInput {
+            message: format!(
+                "lorenz96 takes 2 parameters [F, A] per member, got a matrix with {} rows",
+                params.nrows()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn check_steps(steps: usize) -> Result<(), GpuError> {
+    if steps > (u32::MAX as usize) - MAX_STEPS_PER_DISPATCH {
+        return Err(GpuError::InvalidInput {
+            message: format!("{steps} steps: the GPU kernel counts steps in 32 bits"),
+        });
+    }
+    Ok(())
+}
+
+/// The observed window of a member's integration.
+fn observation(model: &Lorenz96) -> Observation {
+    let c = model.config();
+    Observation {
+        first: model.first_observed_step(0) as u32,
+        steps_per_sub_window: model.steps_per_sub_window() as u32,
+        fit_windows: c.fit_windows as u32,
+        observables: (model.sub_windows() / c.fit_windows) as u32,
+        last: model.member_steps() as u32,
+        limit: c.max_abs_state,
+    }
+}
+
+fn kernel_spec(model: &Lorenz96, precision: Precision, kernel: Kernel) -> KernelSpec {
+    KernelSpec {
+        precision,
+        dt: model.config().dt,
+        x0: model.initial_state().to_vec(),
+        kernel,
+    }
+}
+
+/// Compile the kernel of `spec` into a compute pipeline.
+fn compile(gpu: &Gpu, spec: &KernelSpec) -> Result<wgpu::ComputePipeline, GpuError> {
+    let source = spec.wgsl();
+    gpu.scoped("compiling the Lorenz 96 kernel", || {
+        let module = gpu
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("ekp-gpu lorenz96"),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        Ok(gpu
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some("ekp-gpu lorenz96"),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            }))
+    })
+}
+
+impl ForwardModel for Lorenz96Gpu {
+    fn name(&self) -> &str {
+        MODEL
+    }
+
+    fn parameter_dim(&self) -> usize {
+        2
+    }
+
+    fn output_dim(&self) -> usize {
+        self.model.sub_windows() / self.model.config().fit_windows
+    }
+
+    fn evaluate_into(
+        &self,
+        params: &DMatrix<f64>,
+        out: &mut DMatrix<f64>,
+    ) -> Result<(), ModelError> {
+        self.evaluate_into_with_progress(params, out, &|_| {})
+    }
+
+    fn evaluate_into_with_progress(
+        &self,
+        params: &DMatrix<f64>,
+        out: &mut DMatrix<f64>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<(), ModelError> {
+        self.check_shapes(params, out)?;
+        let result = self
+            .observables(params, progress)
+            .map_err(|e| ModelError::Backend {
+                model: MODEL.to_string(),
+                message: e.to_string(),
+            })?;
+        out.copy_from(&result);
+        Ok(())
+    }
+}

@@ -1,0 +1,459 @@
+//! Generation of the WGSL compute kernel for one configuration.
+//!
+//! The kernel is written out for the configured number of sites: every site of
+//! every RK4 stage is its own line with the periodic neighbours resolved here,
+//! so the only loop in the shader is the loop over the (at most
+//! [`MAX_STEPS_PER_DISPATCH`](crate::MAX_STEPS_PER_DISPATCH)) time steps of one
+//! dispatch. See the crate documentation for why.
+
+use std::fmt::Write as _;
+
+use crate::Precision;
+
+/// Invocations per workgroup (one invocation per ensemble member).
+pub(crate) const WORKGROUP_SIZE: u32 = 64;
+
+/// Every how many steps the CPU reference checks a state before the observed
+/// window (`FINITE_CHECK_INTERVAL` in `ekp_models::lorenz96`); the kernel checks
+/// at the same steps so that a run fails on the GPU exactly when it fails there.
+pub(crate) const CHECK_INTERVAL: usize = 256;
+
+/// What the observing kernel needs to know about the observed window.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Observation {
+    /// First observed step (1-based step index `j`, t_j = j·dt).
+    pub first: u32,
+    /// Steps per variance sub-window.
+    pub steps_per_sub_window: u32,
+    /// Sub-windows averaged into one observable.
+    pub fit_windows: u32,
+    /// Number of observables `d`.
+    pub observables: u32,
+    /// Last observed step: the last step of the integration.
+    pub last: u32,
+    /// A state value `v` is valid while `|v| <= limit` (NaN never is).
+    pub limit: f64,
+}
+
+/// Which of the three kernels.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Kernel {
+    /// RK4 only: the benchmark and [`final_states`](crate::Lorenz96Gpu::final_states).
+    Integrate,
+    /// RK4 before the observed window, with the CPU's divergence check every
+    /// 256th step and at the step before the window, made at the end of a
+    /// dispatch. Every step `j` of a dispatch has `j < first`.
+    Spinup(Observation),
+    /// RK4 inside the observed window, with the statistics and the check of
+    /// every state. Every step `j` of a dispatch has `first ≤ j ≤ last`.
+    Observe(Observation),
+}
+
+/// Everything the generated kernel bakes in.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KernelSpec {
+    /// Working precision.
+    pub precision: Precision,
+    /// The time step.
+    pub dt: f64,
+    /// The initial state (one value per site).
+    pub x0: Vec<f64>,
+    /// Which kernel.
+    pub kernel: Kernel,
+}
+
+/// Rows of the per-member accumulator buffer after the `d` observable sums:
+/// the running mean and M2 of the current sub-window, and the failure flag.
+pub(crate) const ACC_EXTRA_ROWS: usize = 3;
+
+impl KernelSpec {
+    fn ty(&self) -> &'static str {
+        match self.precision {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+
+    /// A floating-point literal of the working type with the value of `v`
+    /// rounded to that type (exact: Rust's `Debug` output round-trips and naga
+    /// parses it with Rust's correctly rounded parser).
+    fn lit(&self, v: f64) -> String {
+        match self.precision {
+            Precision::F32 => format!("{:?}f", v as f32),
+            Precision::F64 => format!("{v:?}lf"),
+        }
+    }
+
+    /// The largest finite value of the working type.
+    fn max_finite(&self) -> f64 {
+        match self.precision {
+            Precision::F32 => f64::from(f32::MAX),
+            Precision::F64 => f64::MAX,
+        }
+    }
+
+    fn observation(&self) -> Option<&Observation> {
+        match &self.kernel {
+            Kernel::Integrate => None,
+            Kernel::Spinup(o) | Kernel::Observe(o) => Some(o),
+        }
+    }
+
+    /// `(|x0| <= L) & (|x1| <= L) & …`: false for NaN, ±∞ and values beyond L.
+    fn valid(&self, obs: &Observation) -> String {
+        let limit = self.lit(obs.limit.min(self.max_finite()));
+        (0..self.x0.len())
+            .map(|i| format!("(abs(x{i}) <= {limit})"))
+            .collect::<Vec<_>>()
+            .join(" & ")
+    }
+
+    /// The WGSL source of the kernel.
+    pub fn wgsl(&self) -> String {
+        let n = self.x0.len();
+        let t = self.ty();
+        let mut s = String::with_capacity(64 * 1024);
+        let idx = |i: isize| -> usize { (i.rem_euclid(n as isize)) as usize };
+        let observation = self.observation();
+        let observe = matches!(self.kernel, Kernel::Observe(_));
+        let d = match &self.kernel {
+            Kernel::Observe(o) => o.observables as usize,
+            _ => 0,
+        };
+        let zero = self.lit(0.0);
+        let one = self.lit(1.0);
+        // The flag row of the accumulator buffer.
+        let flag = observation.map_or(0, |o| o.observables as usize + 2);
+
+        // Writing into a String cannot fail; `let _ =` keeps clippy quiet
+        // without unwrap.
+        let _ = writeln!(
+            s,
+            "// Lorenz 96, {n} sites, RK4 with forcing held at the end-of-step time: {}.\n\
+             // Generated by ekp-gpu: the sites are written out, the only loop is over\n\
+             // the steps of one dispatch.\n\
+             struct Dispatch {{\n    step0: u32,\n    steps: u32,\n    members: u32,\n    stride: u32,\n}}\n\
+             @group(0) @binding(0) var<uniform> u: Dispatch;\n\
+             @group(0) @binding(1) var<storage, read> theta: array<{t}>;\n\
+             @group(0) @binding(2) var<storage, read> sines: array<{t}>;\n\
+             @group(0) @binding(3) var<storage, read_write> state: array<{t}>;",
+            self.kernel_name()
+        );
+        if let Some(obs) = observation {
+            let _ = writeln!(
+                s,
+                "@group(0) @binding(4) var<storage, read_write> acc: array<{t}>;\n\
+                 const FIRST: u32 = {}u;",
+                obs.first
+            );
+        }
+        if let Kernel::Observe(obs) = &self.kernel {
+            let _ = writeln!(
+                s,
+                "@group(0) @binding(5) var<storage, read_write> outputs: array<{t}>;\n\
+                 const LAST: u32 = {}u;\nconst SPW: u32 = {}u;\nconst GROUP: u32 = {}u;",
+                obs.last,
+                obs.steps_per_sub_window,
+                obs.steps_per_sub_window * obs.fit_windows,
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n@compute @workgroup_size({WORKGROUP_SIZE})\n\
+             fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{\n\
+             \x20   let m = gid.x;\n\
+             \x20   if (m >= u.members) {{ return; }}\n\
+             \x20   let stride = u.stride;\n\
+             \x20   let f_mean = theta[2u * m];\n\
+             \x20   let f_amp = theta[2u * m + 1u];"
+        );
+        for i in 0..n {
+            let _ = writeln!(s, "    var x{i}: {t};");
+        }
+        if observation.is_some() {
+            let _ = writeln!(s, "    var bad: bool;");
+        }
+        if observe {
+            let _ = writeln!(
+                s,
+                "    var o: array<{t}, {d}>;\n    var wmean: {t};\n    var wm2: {t};"
+            );
+        }
+        // Load the state (or start from x0).
+        let _ = writeln!(s, "    if (u.step0 == 0u) {{");
+        for (i, v) in self.x0.iter().enumerate() {
+            let _ = writeln!(s, "        x{i} = {};", self.lit(*v));
+        }
+        if observation.is_some() {
+            let _ = writeln!(s, "        bad = false;");
+        }
+        let _ = writeln!(s, "    }} else {{");
+        for i in 0..n {
+            let _ = writeln!(s, "        x{i} = state[{i}u * stride + m];");
+        }
+        if observation.is_some() {
+            let _ = writeln!(s, "        bad = acc[{flag}u * stride + m] != {zero};");
+        }
+        let _ = writeln!(s, "    }}");
+        if observe {
+            // The window's accumulators start at its first step.
+            let _ = writeln!(s, "    if (u.step0 + 1u == FIRST) {{");
+            for k in 0..d {
+                let _ = writeln!(s, "        o[{k}] = {zero};");
+            }
+            let _ = writeln!(
+                s,
+                "        wmean = {zero};\n        wm2 = {zero};\n    }} else {{"
+            );
+            for k in 0..d {
+                let _ = writeln!(s, "        o[{k}] = acc[{k}u * stride + m];");
+            }
+            let _ = writeln!(
+                s,
+                "        wmean = acc[{}u * stride + m];\n        wm2 = acc[{}u * stride + m];\n    }}",
+                d,
+                d + 1
+            );
+        }
+
+        // The time loop: at most MAX_STEPS_PER_DISPATCH iterations.
+        let half = self.lit(self.dt / 2.0);
+        let dt = self.lit(self.dt);
+        let sixth = self.lit(self.dt / 6.0);
+        let _ = writeln!(
+            s,
+            "    for (var s: u32 = 0u; s < u.steps; s = s + 1u) {{\n\
+             \x20       let j = u.step0 + s + 1u;\n\
+             \x20       let f = f_mean + f_amp * sines[j - 1u];"
+        );
+        // Stage tendencies: k1 = a, k2 = b, k3 = c, k4 = e; stage states p, q, r.
+        let tendency = |s: &mut String, k: &str, y: &str| {
+            for i in 0..n {
+                let ii = i as isize;
+                let _ = writeln!(
+                    s,
+                    "        let {k}{i} = ({y}{} - {y}{}) * {y}{} - {y}{i} + f;",
+                    idx(ii + 1),
+                    idx(ii - 2),
+                    idx(ii - 1)
+                );
+            }
+        };
+        let stage = |s: &mut String, y: &str, k: &str, h: &str| {
+            for i in 0..n {
+                let _ = writeln!(s, "        let {y}{i} = x{i} + {k}{i} * {h};");
+            }
+        };
+        // The weighted sum k1 + 2 k2 + 2 k3 + k4 is accumulated as the stages
+        // come (g = k1 + 2 k2, h = g + 2 k3): the CPU's left-to-right order,
+        // with fewer values alive at once (registers are what limits the
+        // kernel on software adapters).
+        let accumulate = |s: &mut String, sum: &str, from: &str, k: &str| {
+            for i in 0..n {
+                let _ = writeln!(s, "        let {sum}{i} = {from}{i} + 2.0 * {k}{i};");
+            }
+        };
+        tendency(&mut s, "a", "x");
+        stage(&mut s, "p", "a", &half);
+        tendency(&mut s, "b", "p");
+        accumulate(&mut s, "g", "a", "b");
+        stage(&mut s, "q", "b", &half);
+        tendency(&mut s, "c", "q");
+        accumulate(&mut s, "h", "g", "c");
+        stage(&mut s, "r", "c", &dt);
+        tendency(&mut s, "e", "r");
+        for i in 0..n {
+            let _ = writeln!(s, "        x{i} = x{i} + {sixth} * (h{i} + e{i});");
+        }
+        match &self.kernel {
+            Kernel::Integrate => {}
+            Kernel::Spinup(_) => {}
+            Kernel::Observe(obs) => self.observe(&mut s, obs),
+        }
+        let _ = writeln!(s, "    }}");
+        if let Kernel::Spinup(obs) = &self.kernel {
+            // The CPU's check points, once per dispatch: the host ends every
+            // spin-up dispatch at a check point when the limit is finite; with
+            // an infinite limit only non-finite values fail, and they stay
+            // non-finite, so checking at the end of a dispatch is the same.
+            let _ = writeln!(
+                s,
+                "    let end = u.step0 + u.steps;\n\
+                 \x20   if (end % {CHECK_INTERVAL}u == 0u || end + 1u == FIRST) {{\n\
+                 \x20       bad = bad | !({});\n    }}",
+                self.valid(obs)
+            );
+        }
+
+        // Store the state (and the accumulators) for the next dispatch.
+        for i in 0..n {
+            let _ = writeln!(s, "    state[{i}u * stride + m] = x{i};");
+        }
+        if observation.is_some() {
+            let _ = writeln!(
+                s,
+                "    acc[{flag}u * stride + m] = select({zero}, {one}, bad);"
+            );
+        }
+        if observe {
+            for k in 0..d {
+                let _ = writeln!(s, "    acc[{k}u * stride + m] = o[{k}];");
+            }
+            let _ = writeln!(
+                s,
+                "    acc[{}u * stride + m] = wmean;\n    acc[{}u * stride + m] = wm2;",
+                d,
+                d + 1,
+            );
+            let _ = writeln!(s, "    if (u.step0 + u.steps == LAST) {{");
+            for k in 0..d {
+                let _ = writeln!(s, "        outputs[m * {}u + {k}u] = o[{k}];", d + 1);
+            }
+            let _ = writeln!(
+                s,
+                "        outputs[m * {}u + {d}u] = select({zero}, {one}, bad);\n    }}",
+                d + 1
+            );
+        }
+        let _ = writeln!(s, "}}");
+        s
+    }
+
+    fn kernel_name(&self) -> &'static str {
+        match self.kernel {
+            Kernel::Integrate => "integrate",
+            Kernel::Spinup(_) => "spin-up before the observed window",
+            Kernel::Observe(_) => "observed window",
+        }
+    }
+
+    /// The statistics of one observed step: the step's mean and squared
+    /// deviations (two passes over the sites in registers), merged into the
+    /// running mean/M2 of the sub-window (Chan et al.'s pairwise update), and
+    /// the check of every state value.
+    fn observe(&self, s: &mut String, obs: &Observation) {
+        let n = self.x0.len();
+        let t = self.ty();
+        let nt = self.lit(n as f64);
+        let max_finite = self.lit(self.max_finite());
+        let sum = (0..n)
+            .map(|i| format!("x{i}"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let _ = writeln!(
+            s,
+            "        let pos = (j - FIRST) % SPW;\n\
+             \x20       let sm = ({sum}) / {nt};"
+        );
+        for i in 0..n {
+            let _ = writeln!(s, "        let d{i} = x{i} - sm;");
+        }
+        let sq = (0..n)
+            .map(|i| format!("d{i} * d{i}"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let denominator = self.lit((obs.steps_per_sub_window as usize * n - 1) as f64);
+        let _ = writeln!(
+            s,
+            "        let sq = {sq};\n\
+             \x20       if (pos == 0u) {{\n\
+             \x20           wmean = sm;\n\
+             \x20           wm2 = sq;\n\
+             \x20       }} else {{\n\
+             \x20           let na = {t}(pos) * {nt};\n\
+             \x20           let tot = na + {nt};\n\
+             \x20           let delta = sm - wmean;\n\
+             \x20           wmean = wmean + delta * ({nt} / tot);\n\
+             \x20           wm2 = wm2 + sq + delta * delta * (na * {nt} / tot);\n\
+             \x20       }}\n\
+             \x20       {}\n\
+             \x20       if (pos == SPW - 1u) {{\n\
+             \x20           let v = wm2 / {denominator};\n\
+             \x20           bad = bad | !(abs(v) <= {max_finite});\n\
+             \x20           let g = (j - FIRST) / GROUP;\n\
+             \x20           o[g] = o[g] + v;\n\
+             \x20       }}",
+            // Every value is checked against a finite limit. With no limit
+            // only NaN and ±∞ fail, and one of them in the state makes the
+            // sub-window's variance NaN: the check of `v` catches it.
+            if obs.limit < self.max_finite() {
+                format!("bad = bad | !({});", self.valid(obs))
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs() -> Observation {
+        Observation {
+            first: 10,
+            steps_per_sub_window: 3,
+            fit_windows: 2,
+            observables: 2,
+            last: 21,
+            limit: f64::INFINITY,
+        }
+    }
+
+    fn spec(observe: bool) -> KernelSpec {
+        KernelSpec {
+            precision: Precision::F64,
+            dt: 1.0 / 64.0,
+            x0: vec![0.01, -0.02, 0.03, 0.0, 1e-7],
+            kernel: if observe {
+                Kernel::Observe(obs())
+            } else {
+                Kernel::Integrate
+            },
+        }
+    }
+
+    #[test]
+    fn only_loop_is_over_steps() {
+        let spinup = KernelSpec {
+            kernel: Kernel::Spinup(obs()),
+            ..spec(false)
+        };
+        for text in [spec(false).wgsl(), spec(true).wgsl(), spinup.wgsl()] {
+            assert_eq!(text.matches("for (").count(), 1, "{text}");
+            assert!(!text.contains("while "));
+            assert!(!text.contains("loop {"));
+        }
+    }
+
+    #[test]
+    fn periodic_neighbours_are_resolved() {
+        let text = spec(false).wgsl();
+        // Site 0 of 5: (x1 - x3) * x4 - x0; site 4: (x0 - x2) * x3 - x4.
+        assert!(text.contains("let a0 = (x1 - x3) * x4 - x0 + f;"), "{text}");
+        assert!(text.contains("let a4 = (x0 - x2) * x3 - x4 + f;"), "{text}");
+        assert!(text.contains("let e1 = (r2 - r4) * r0 - r1 + f;"), "{text}");
+    }
+
+    #[test]
+    fn literals_round_trip() {
+        let s = spec(false);
+        assert_eq!(s.lit(1.0 / 64.0), "0.015625lf");
+        assert_eq!(s.lit(0.1).trim_end_matches("lf").parse::<f64>(), Ok(0.1));
+        let f = KernelSpec {
+            precision: Precision::F32,
+            ..s
+        };
+        assert_eq!(f.lit(0.1), "0.1f");
+        assert_eq!(f.lit(f64::MAX.min(f.max_finite())), "3.4028235e38f");
+    }
+
+    #[test]
+    fn observation_constants_are_baked_in() {
+        let text = spec(true).wgsl();
+        assert!(text.contains("const FIRST: u32 = 10u;"));
+        assert!(text.contains("const LAST: u32 = 21u;"));
+        assert!(text.contains("const GROUP: u32 = 6u;"));
+        assert!(text.contains("wm2 / 14.0lf"));
+    }
+}
