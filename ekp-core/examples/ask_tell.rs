@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .ensemble_size(20)
     .seed(1)
-    .scheduler(Scheduler::DataMisfit { terminate_at: 1.0 })
+    .scheduler(Scheduler::data_misfit(1.0))
     .build()?;
 
     for _ in 0..10 {

@@ -3,19 +3,32 @@
 //! The driver asks for the ensemble ([`EnsembleKalmanProcess::constrained_ensemble`]),
 //! runs the model on it however it likes, and tells the outputs back
 //! ([`EnsembleKalmanProcess::update`]). The process never runs a model.
+//!
+//! One update, in order: (1) NaN imputation and failure detection
+//! ([`failure`](crate::failure)); (2) the scheduler's `Δt` (or the one-step
+//! override); (3) for each update group in turn, the process's update of the
+//! successful members (drawing the EKI perturbations, then any
+//! `bernoulli-dropout` kernel) and the redraw of failed members
+//! (`sample-success-gauss`); (4) the accelerator; (5) multiplicative inflation;
+//! (6) the history is stored and the observation series moves to its next
+//! minibatch. On any error nothing changes, the RNG included.
 
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::accelerator::{Accelerator, Momentum};
 use crate::error::EkpError;
-use crate::failure::{FailurePolicy, failed_members};
+use crate::failure::{DEFAULT_NAN_TOLERANCE, FailurePolicy, ImputedValue, impute_over_nonfinite};
 use crate::linalg::{column_mean, sample_covariance, sample_empirical_gaussian, select_columns};
+use crate::localization::Localizer;
 use crate::observation::Observation;
+use crate::observation_series::ObservationSeries;
 use crate::prior::Prior;
 use crate::process::{PriorBlock, Process, inversion, transform_inversion};
 use crate::scheduler::{Scheduler, Step};
+use crate::update_group::{UpdateGroup, minibatch_rows, validate_groups};
 
 /// Error metrics of one evaluated ensemble (EKP.jl's `compute_error!`), over
 /// the successful members.
@@ -65,23 +78,47 @@ pub enum UpdateOutcome {
 pub struct UpdateReport {
     /// The step used.
     pub dt: f64,
-    /// Members (0-based) whose outputs were non-finite.
+    /// Members (0-based) that failed: more than the tolerated fraction of
+    /// their outputs non-finite.
     pub failed: Vec<usize>,
-    /// Metrics of the outputs that were told.
+    /// Isolated non-finite outputs of the other members, and the values
+    /// imputed in their place.
+    pub imputed: Vec<ImputedValue>,
+    /// The observations (0-based) of the minibatch this update fitted.
+    pub minibatch: Vec<usize>,
+    /// Metrics of the outputs that were told (successful members, imputed).
+    pub metrics: ErrorMetrics,
+}
+
+/// How a set of outputs fares (see [`EnsembleKalmanProcess::assess_all_outputs`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assessment {
+    /// Members (0-based) that would fail.
+    pub failed: Vec<usize>,
+    /// Values that would be imputed.
+    pub imputed: Vec<ImputedValue>,
+    /// Metrics over the other members (imputed), against all the data.
     pub metrics: ErrorMetrics,
 }
 
 /// The state of an ensemble Kalman process: its settings, the history of the
 /// unconstrained ensembles `u` (one column per member), the outputs `g`, the
-/// steps `Δt`, error metrics, failed members, and the RNG. Serialisable, RNG
-/// included, so a run can be saved and resumed exactly.
+/// steps `Δt`, error metrics, failed members and imputed values, the
+/// observation series with its minibatch position, the accelerator's momentum,
+/// and the RNG. Serialisable, all of it, so a run can be saved and resumed
+/// exactly.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EnsembleKalmanProcess {
     prior: Prior,
-    observation: Observation,
+    observations: ObservationSeries,
     process: Process,
     scheduler: Scheduler,
+    localizer: Localizer,
     failure: FailurePolicy,
+    nan_tolerance: f64,
+    accelerator: Accelerator,
+    momentum: Option<Momentum>,
+    update_groups: Vec<UpdateGroup>,
     rng: ChaCha20Rng,
     #[serde(with = "crate::serde_nalgebra::matrices")]
     u: Vec<DMatrix<f64>>,
@@ -90,18 +127,28 @@ pub struct EnsembleKalmanProcess {
     dt: Vec<f64>,
     metrics: Vec<ErrorMetrics>,
     failed: Vec<Vec<usize>>,
+    imputed: Vec<Vec<ImputedValue>>,
+    minibatches: Vec<Vec<usize>>,
 }
 
-/// Builds an [`EnsembleKalmanProcess`], validating every setting.
+/// Builds an [`EnsembleKalmanProcess`], validating every setting. Options not
+/// set take EKP.jl's defaults for the process (its `default_options_dict`):
+/// for EKI data-misfit (`terminate_at = 1`), `sec-nice`, `sample-success-gauss`
+/// and `nesterov`; for ETKI the same scheduler and failure handling, no
+/// localization and no accelerator.
 #[derive(Clone, Debug)]
 pub struct EkpBuilder {
     prior: Prior,
-    observation: Observation,
+    observations: ObservationSeries,
     process: Process,
     ensemble_size: usize,
     seed: u64,
-    scheduler: Scheduler,
-    failure: FailurePolicy,
+    scheduler: Option<Scheduler>,
+    localizer: Option<Localizer>,
+    failure: Option<FailurePolicy>,
+    accelerator: Option<Accelerator>,
+    nan_tolerance: f64,
+    update_groups: Vec<UpdateGroup>,
     initial: Option<DMatrix<f64>>,
 }
 
@@ -116,14 +163,35 @@ impl EkpBuilder {
         self.seed = seed;
         self
     }
-    /// The learning-rate scheduler (default: data-misfit, terminate at 1).
+    /// The learning-rate scheduler (default: the process's, see [`Process::default_scheduler`]).
     pub fn scheduler(mut self, scheduler: Scheduler) -> Self {
-        self.scheduler = scheduler;
+        self.scheduler = Some(scheduler);
+        self
+    }
+    /// The localizer (default: the process's, see [`Process::default_localizer`]).
+    pub fn localizer(mut self, localizer: Localizer) -> Self {
+        self.localizer = Some(localizer);
         self
     }
     /// The failure policy (default: sample-success-gauss).
     pub fn failure_policy(mut self, failure: FailurePolicy) -> Self {
-        self.failure = failure;
+        self.failure = Some(failure);
+        self
+    }
+    /// The accelerator (default: the process's, see [`Process::default_accelerator`]).
+    pub fn accelerator(mut self, accelerator: Accelerator) -> Self {
+        self.accelerator = Some(accelerator);
+        self
+    }
+    /// The fraction of non-finite outputs above which a member has failed
+    /// (EKP.jl's `nan_tolerance`, default 0.1; in `[0, 1]`).
+    pub fn nan_tolerance(mut self, tolerance: f64) -> Self {
+        self.nan_tolerance = tolerance;
+        self
+    }
+    /// Update groups (default: one group, every parameter from every output).
+    pub fn update_groups(mut self, groups: Vec<UpdateGroup>) -> Self {
+        self.update_groups = groups;
         self
     }
     /// Start from this unconstrained ensemble (`p × N`) instead of prior draws.
@@ -134,17 +202,55 @@ impl EkpBuilder {
 
     /// Validates and builds.
     pub fn build(self) -> Result<EnsembleKalmanProcess, EkpError> {
-        self.scheduler
-            .validate()
-            .map_err(EkpError::InvalidSetting)?;
+        let scheduler = self
+            .scheduler
+            .unwrap_or_else(|| self.process.default_scheduler());
+        let localizer = self
+            .localizer
+            .unwrap_or_else(|| self.process.default_localizer());
+        let failure = self
+            .failure
+            .unwrap_or_else(|| self.process.default_failure_policy());
+        let accelerator = self
+            .accelerator
+            .unwrap_or_else(|| self.process.default_accelerator());
+        scheduler.validate().map_err(EkpError::InvalidSetting)?;
+        localizer.validate().map_err(EkpError::InvalidSetting)?;
+        accelerator.validate().map_err(EkpError::InvalidSetting)?;
+        if matches!(self.process, Process::TransformInversion(_)) && !localizer.is_none() {
+            return Err(EkpError::InvalidSetting(format!(
+                "localization \"{}\" cannot be used with transform-inversion (as in EKP.jl); use \"none\"",
+                localizer.kind()
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.nan_tolerance) {
+            return Err(EkpError::InvalidSetting(format!(
+                "nan_tolerance must be in [0, 1], got {}",
+                self.nan_tolerance
+            )));
+        }
         let s = self.process.multiplicative_inflation();
         if !(s.is_finite() && s >= 0.0) {
             return Err(EkpError::InvalidSetting(format!(
                 "multiplicative_inflation must be ≥ 0 and finite, got {s}"
             )));
         }
-        let mut rng = ChaCha20Rng::seed_from_u64(self.seed);
         let p = self.prior.dim();
+        if !self.update_groups.is_empty() {
+            let dims: Vec<usize> = self
+                .observations
+                .observations()
+                .iter()
+                .map(Observation::dim)
+                .collect();
+            if dims.iter().any(|&k| k != dims[0]) {
+                return Err(EkpError::InvalidSetting(format!(
+                    "update groups need observations of one length (as in EKP.jl); the series has lengths {dims:?}"
+                )));
+            }
+            validate_groups(&self.update_groups, p, dims[0]).map_err(EkpError::InvalidSetting)?;
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(self.seed);
         let u0 = match self.initial {
             Some(u) => {
                 if u.nrows() != p || u.ncols() < 2 {
@@ -165,33 +271,52 @@ impl EkpBuilder {
                 self.prior.sample(&mut rng, self.ensemble_size)
             }
         };
+        let mut observations = self.observations;
+        observations.reseed(self.seed);
+        let momentum = (!accelerator.is_none()).then(|| Momentum::new(&u0));
         Ok(EnsembleKalmanProcess {
             prior: self.prior,
-            observation: self.observation,
+            observations,
             process: self.process,
-            scheduler: self.scheduler,
-            failure: self.failure,
+            scheduler,
+            localizer,
+            failure,
+            nan_tolerance: self.nan_tolerance,
+            accelerator,
+            momentum,
+            update_groups: self.update_groups,
             rng,
             u: vec![u0],
             g: Vec::new(),
             dt: Vec::new(),
             metrics: Vec::new(),
             failed: Vec::new(),
+            imputed: Vec::new(),
+            minibatches: Vec::new(),
         })
     }
 }
 
 impl EnsembleKalmanProcess {
-    /// Start building a process for this prior, data and algorithm.
-    pub fn builder(prior: Prior, observation: Observation, process: Process) -> EkpBuilder {
+    /// Start building a process for this prior, data (one [`Observation`] or an
+    /// [`ObservationSeries`]) and algorithm.
+    pub fn builder(
+        prior: Prior,
+        observations: impl Into<ObservationSeries>,
+        process: Process,
+    ) -> EkpBuilder {
         EkpBuilder {
             prior,
-            observation,
+            observations: observations.into(),
             process,
             ensemble_size: 20,
             seed: 0,
-            scheduler: Scheduler::default(),
-            failure: FailurePolicy::default(),
+            scheduler: None,
+            localizer: None,
+            failure: None,
+            accelerator: None,
+            nan_tolerance: DEFAULT_NAN_TOLERANCE,
+            update_groups: Vec::new(),
             initial: None,
         }
     }
@@ -200,9 +325,14 @@ impl EnsembleKalmanProcess {
     pub fn prior(&self) -> &Prior {
         &self.prior
     }
-    /// The data.
+    /// The data the next update fits: the current minibatch's observations,
+    /// stacked (the one observation without a series).
     pub fn observation(&self) -> &Observation {
-        &self.observation
+        self.observations.current()
+    }
+    /// The observation series, with its minibatcher and position.
+    pub fn observation_series(&self) -> &ObservationSeries {
+        &self.observations
     }
     /// The algorithm.
     pub fn process(&self) -> &Process {
@@ -212,9 +342,37 @@ impl EnsembleKalmanProcess {
     pub fn scheduler(&self) -> &Scheduler {
         &self.scheduler
     }
+    /// The localizer.
+    pub fn localizer(&self) -> &Localizer {
+        &self.localizer
+    }
     /// The failure policy.
     pub fn failure_policy(&self) -> FailurePolicy {
         self.failure
+    }
+    /// The fraction of non-finite outputs above which a member has failed.
+    pub fn nan_tolerance(&self) -> f64 {
+        self.nan_tolerance
+    }
+    /// The accelerator.
+    pub fn accelerator(&self) -> &Accelerator {
+        &self.accelerator
+    }
+    /// The accelerator's state (`None` without an accelerator).
+    pub fn momentum(&self) -> Option<&Momentum> {
+        self.momentum.as_ref()
+    }
+    /// The update groups (empty: one group of everything).
+    pub fn update_groups(&self) -> &[UpdateGroup] {
+        &self.update_groups
+    }
+    /// Whether EKI perturbs the observations: `perturb_observations`, and no
+    /// accelerator (EKP.jl switches perturbation off under acceleration).
+    pub fn perturbs_observations(&self) -> bool {
+        match &self.process {
+            Process::Inversion(s) => s.perturb_observations && self.accelerator.is_none(),
+            Process::TransformInversion(_) => false,
+        }
     }
     /// Number of members `N`.
     pub fn ensemble_size(&self) -> usize {
@@ -248,11 +406,13 @@ impl EnsembleKalmanProcess {
         self.prior.to_constrained(&self.unconstrained_mean())
     }
 
-    /// All unconstrained ensembles, the initial one first.
+    /// All unconstrained ensembles, the initial one first (with an
+    /// accelerator: the accelerated ensembles, the ones that were run).
     pub fn u_history(&self) -> &[DMatrix<f64>] {
         &self.u
     }
-    /// The outputs told to each update.
+    /// The outputs told to each update, after imputation (failed members'
+    /// columns as told).
     pub fn g_history(&self) -> &[DMatrix<f64>] {
         &self.g
     }
@@ -268,6 +428,40 @@ impl EnsembleKalmanProcess {
     pub fn failed_history(&self) -> &[Vec<usize>] {
         &self.failed
     }
+    /// The imputed outputs of each update.
+    pub fn imputed_history(&self) -> &[Vec<ImputedValue>] {
+        &self.imputed
+    }
+    /// The minibatch (observation indices, 0-based) each update fitted.
+    pub fn minibatch_history(&self) -> &[Vec<usize>] {
+        &self.minibatches
+    }
+
+    /// Failed members, imputed values and error metrics of outputs for *every*
+    /// observation of the series (rows as in [`ObservationSeries::all_stacked`];
+    /// without a series, the outputs an update takes), judged as an update
+    /// would judge them (same NaN tolerance and imputation), against all the
+    /// data. Changes nothing: for reports, e.g. of a final ensemble that is
+    /// not updated. Panics never; a wrong row count gives an error.
+    pub fn assess_all_outputs(&self, g_all: &DMatrix<f64>) -> Result<Assessment, EkpError> {
+        let all = self.observations.all_stacked();
+        if g_all.nrows() != all.dim() {
+            return Err(EkpError::OutputShape {
+                rows: g_all.nrows(),
+                cols: g_all.ncols(),
+                expected_rows: all.dim(),
+                expected_cols: g_all.ncols(),
+            });
+        }
+        let imputation = impute_over_nonfinite(g_all, self.nan_tolerance, all.values());
+        let ok = imputation.successful();
+        let metrics = ErrorMetrics::compute(&select_columns(&imputation.outputs, &ok), &all);
+        Ok(Assessment {
+            failed: imputation.failed,
+            imputed: imputation.imputed,
+            metrics,
+        })
+    }
 
     /// True when the scheduler will make no further update: there is no need to
     /// run the model on the current ensemble for another update.
@@ -276,10 +470,11 @@ impl EnsembleKalmanProcess {
     }
 
     /// Tell the outputs `g` (`d × N`, column `j` = member `j` of
-    /// [`ensemble`](Self::ensemble)) and apply one update with the scheduler's step.
-    /// On error nothing changes, the RNG included.
+    /// [`ensemble`](Self::ensemble), rows those of the current minibatch's
+    /// [`observation`](Self::observation)) and apply one update with the
+    /// scheduler's step. On error nothing changes, the RNG included.
     pub fn update(&mut self, g: &DMatrix<f64>) -> Result<UpdateOutcome, EkpError> {
-        self.update_inner(g, None)
+        self.update_inner(g, None, None)
     }
 
     /// Like [`update`](Self::update), but this one update uses the step `dt`
@@ -288,16 +483,44 @@ impl EnsembleKalmanProcess {
         if !(dt.is_finite() && dt > 0.0) {
             return Err(EkpError::InvalidDt { dt });
         }
-        self.update_inner(g, Some(dt))
+        self.update_inner(g, Some(dt), None)
     }
 
+    /// Like [`update`](Self::update), with the outputs for *every* observation
+    /// of the series (rows as in
+    /// [`ObservationSeries::all_stacked`]): the rows of the current minibatch
+    /// are picked. Without minibatching this is [`update`](Self::update). The
+    /// [`g_history`](Self::g_history) then keeps all the rows told (the
+    /// minibatch's with their imputed values).
+    pub fn update_from_all_outputs(
+        &mut self,
+        g_all: &DMatrix<f64>,
+    ) -> Result<UpdateOutcome, EkpError> {
+        let total = self.observations.total_dim();
+        if g_all.nrows() != total || g_all.ncols() != self.ensemble_size() {
+            return Err(EkpError::OutputShape {
+                rows: g_all.nrows(),
+                cols: g_all.ncols(),
+                expected_rows: total,
+                expected_cols: self.ensemble_size(),
+            });
+        }
+        let rows = self.observations.current_rows();
+        let g = g_all.select_rows(rows.iter());
+        self.update_inner(&g, None, Some((g_all, &rows)))
+    }
+
+    /// One update with the minibatch's outputs `g`; `all` holds the outputs of
+    /// every observation and the minibatch's rows in them, when they were told.
     fn update_inner(
         &mut self,
         g: &DMatrix<f64>,
         dt_override: Option<f64>,
+        all: Option<(&DMatrix<f64>, &[usize])>,
     ) -> Result<UpdateOutcome, EkpError> {
         let n = self.ensemble_size();
-        let d = self.observation.dim();
+        let obs = self.observations.current();
+        let d = obs.dim();
         if g.nrows() != d || g.ncols() != n {
             return Err(EkpError::OutputShape {
                 rows: g.nrows(),
@@ -306,8 +529,9 @@ impl EnsembleKalmanProcess {
                 expected_cols: n,
             });
         }
-        let failed = failed_members(g);
-        let successful: Vec<usize> = (0..n).filter(|j| !failed.contains(j)).collect();
+        let imputation = impute_over_nonfinite(g, self.nan_tolerance, obs.values());
+        let failed = imputation.failed.clone();
+        let successful = imputation.successful();
         if successful.len() < 2 {
             return Err(EkpError::TooFewSuccessful {
                 successful: successful.len(),
@@ -320,10 +544,11 @@ impl EnsembleKalmanProcess {
                 members: failed.iter().map(|j| j + 1).collect(),
             });
         }
-        let g_ok = select_columns(g, &successful);
+        let g = imputation.outputs;
+        let g_ok = select_columns(&g, &successful);
         let dt = match dt_override {
             Some(dt) => dt,
-            None => match self.scheduler.next_step(&self.dt, &g_ok, &self.observation) {
+            None => match self.scheduler.next_step(&self.dt, &g_ok, obs) {
                 Step::Dt(dt) => dt,
                 Step::Terminate => return Ok(UpdateOutcome::Terminated),
             },
@@ -332,45 +557,56 @@ impl EnsembleKalmanProcess {
             return Err(EkpError::InvalidDt { dt });
         }
 
-        // Work on a copy of the RNG: it is committed only if the update succeeds.
+        // Work on copies of the RNG and the momentum: they are committed only
+        // if the update succeeds.
         let mut rng = self.rng.clone();
         let u = self.ensemble();
-        let u_ok = select_columns(u, &successful);
+        let p = u.nrows();
         let prior_mean = self.prior.mean();
         let prior_var = self.prior.std().map(|s| s * s);
-        let prior_block = self.process.impose_prior().then_some(PriorBlock {
-            mean: &prior_mean,
-            variances: &prior_var,
-        });
-        let updated_ok = match &self.process {
-            Process::Inversion(settings) => {
-                // Noise for every member, so the draws do not depend on which failed.
-                let y_all = if settings.perturb_observations {
-                    let mut noise = self.observation.noise().sample(&mut rng, n, 1.0 / dt);
-                    for mut col in noise.column_iter_mut() {
-                        col += self.observation.values();
-                    }
-                    noise
-                } else {
-                    DMatrix::from_fn(d, n, |i, _| self.observation.values()[i])
-                };
-                let y_ok = select_columns(&y_all, &successful);
-                inversion::update(&u_ok, &g_ok, &y_ok, &self.observation, dt, prior_block)?
+        let step = GroupStep {
+            process: &self.process,
+            localizer: &self.localizer,
+            perturb: self.perturbs_observations(),
+            dt,
+            successful: &successful,
+            failed: &failed,
+        };
+        let mut new_u = if self.update_groups.is_empty() {
+            let prior_block = self.process.impose_prior().then_some(PriorBlock {
+                mean: &prior_mean,
+                variances: &prior_var,
+            });
+            step.run(u, &g, obs, prior_block, &mut rng)?
+        } else {
+            let count = self.observations.current_minibatch().len();
+            let obs_dim = d / count.max(1);
+            let mut new_u = DMatrix::zeros(p, n);
+            for group in &self.update_groups {
+                let rows = minibatch_rows(group, count, obs_dim);
+                let u_g = u.select_rows(group.parameters.iter());
+                let g_g = g.select_rows(rows.iter());
+                let obs_g = Observation::new(
+                    obs.values().select_rows(rows.iter()),
+                    obs.noise().restrict(&rows)?,
+                )?;
+                let mean_g = prior_mean.select_rows(group.parameters.iter());
+                let var_g = prior_var.select_rows(group.parameters.iter());
+                let prior_block = self.process.impose_prior().then_some(PriorBlock {
+                    mean: &mean_g,
+                    variances: &var_g,
+                });
+                let updated = step.run(&u_g, &g_g, &obs_g, prior_block, &mut rng)?;
+                for (k, &i) in group.parameters.iter().enumerate() {
+                    new_u.set_row(i, &updated.row(k));
+                }
             }
-            Process::TransformInversion(_) => {
-                transform_inversion::update(&u_ok, &g_ok, &self.observation, dt, prior_block)?
-            }
+            new_u
         };
 
-        let mut new_u = DMatrix::zeros(u.nrows(), n);
-        for (k, &j) in successful.iter().enumerate() {
-            new_u.set_column(j, &updated_ok.column(k));
-        }
-        if !failed.is_empty() {
-            let draws = sample_empirical_gaussian(&mut rng, &updated_ok, failed.len());
-            for (k, &j) in failed.iter().enumerate() {
-                new_u.set_column(j, &draws.column(k));
-            }
+        let mut momentum = self.momentum.clone();
+        if let Some(m) = momentum.as_mut() {
+            new_u = m.accelerate(&self.accelerator, new_u, self.dt.len());
         }
 
         let s = self.process.multiplicative_inflation();
@@ -387,17 +623,102 @@ impl EnsembleKalmanProcess {
             }
         }
 
-        let metrics = ErrorMetrics::compute(&g_ok, &self.observation);
+        let metrics = ErrorMetrics::compute(&g_ok, obs);
+        let minibatch = self.observations.current_minibatch().to_vec();
+        let stored = match all {
+            None => g,
+            Some((g_all, rows)) => {
+                let mut stored = g_all.clone();
+                for (k, &r) in rows.iter().enumerate() {
+                    stored.set_row(r, &g.row(k));
+                }
+                stored
+            }
+        };
         self.rng = rng;
+        self.momentum = momentum;
         self.u.push(new_u);
-        self.g.push(g.clone());
+        self.g.push(stored);
         self.dt.push(dt);
         self.metrics.push(metrics);
         self.failed.push(failed.clone());
+        self.imputed.push(imputation.imputed.clone());
+        self.minibatches.push(minibatch.clone());
+        self.observations.advance();
         Ok(UpdateOutcome::Updated(UpdateReport {
             dt,
             failed,
+            imputed: imputation.imputed,
+            minibatch,
             metrics,
         }))
+    }
+}
+
+/// What every group of one update shares.
+struct GroupStep<'a> {
+    process: &'a Process,
+    localizer: &'a Localizer,
+    perturb: bool,
+    dt: f64,
+    successful: &'a [usize],
+    failed: &'a [usize],
+}
+
+impl GroupStep<'_> {
+    /// The update of one group: `u` (`p_g × N`) with outputs `g` (`d_g × N`)
+    /// against `obs`; returns the new `p_g × N` ensemble, failed members redrawn.
+    /// Draws, in order: the perturbations (all `N` members, so the draws do not
+    /// depend on which failed), the localizer's, the redraws of failed members.
+    fn run(
+        &self,
+        u: &DMatrix<f64>,
+        g: &DMatrix<f64>,
+        obs: &Observation,
+        prior_block: Option<PriorBlock<'_>>,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<DMatrix<f64>, EkpError> {
+        let (p, n) = u.shape();
+        let d = obs.dim();
+        let u_ok = select_columns(u, self.successful);
+        let g_ok = select_columns(g, self.successful);
+        let updated_ok = match self.process {
+            Process::Inversion(_) => {
+                let y_all = if self.perturb {
+                    let mut noise = obs.noise().sample(rng, n, 1.0 / self.dt);
+                    for mut col in noise.column_iter_mut() {
+                        col += obs.values();
+                    }
+                    noise
+                } else {
+                    DMatrix::from_fn(d, n, |i, _| obs.values()[i])
+                };
+                let y_ok = select_columns(&y_all, self.successful);
+                inversion::update(
+                    &u_ok,
+                    &g_ok,
+                    &y_ok,
+                    obs.noise(),
+                    self.dt,
+                    prior_block,
+                    self.localizer,
+                    rng,
+                )?
+            }
+            Process::TransformInversion(_) => {
+                transform_inversion::update(&u_ok, &g_ok, obs, self.dt, prior_block)?
+            }
+        };
+        let mut out = DMatrix::zeros(p, n);
+        for (k, &j) in self.successful.iter().enumerate() {
+            out.set_column(j, &updated_ok.column(k));
+        }
+        if !self.failed.is_empty() {
+            let draws = sample_empirical_gaussian(rng, &updated_ok, self.failed.len());
+            for (k, &j) in self.failed.iter().enumerate() {
+                out.set_column(j, &draws.column(k));
+            }
+        }
+        Ok(out)
     }
 }

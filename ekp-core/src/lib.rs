@@ -32,7 +32,8 @@
 //! u_j ← u_j + C^{ug} (C^{gg} + Γ/Δt)⁻¹ (y_j − g_j),   y_j = y + ξ_j,  ξ_j ~ N(0, Γ/Δt)
 //! ```
 //!
-//! (`ξ_j = 0` without perturbation). With `impose_prior`, `g` is extended by `u`,
+//! (`ξ_j = 0` without perturbation, which is always the case under an
+//! accelerator, as in EKP.jl). With `impose_prior`, `g` is extended by `u`,
 //! `y` by the prior mean `m₀` and `Γ` by the prior covariance `Σ₀`: the iteration
 //! then converges to the minimiser of `‖y − G(u)‖²_Γ + ‖u − m₀‖²_{Σ₀}`, the
 //! posterior mean for a linear `G`. The system is solved (Cholesky, LU as a
@@ -54,24 +55,63 @@
 //!
 //! `fixed`: the same `Δt` each update. `data-misfit` (Iglesias & Yang 2021, EKP.jl's
 //! `DataMisfitController`): with `Φ_j = ½‖Γ^{-½}(y − g_j)‖²`,
-//! `Δt = min(max(d/(2⟨Φ⟩), √(d/(2 var Φ))), T − Σ Δt)`, and the process stops once
-//! `Σ Δt = T` (`terminate_at`).
+//! `Δt = min(max(d/(2⟨Φ⟩), √(d/(2 var Φ))), T − Σ Δt)`; once `Σ Δt = T`
+//! (`terminate_at`) the process stops, or goes on (`on_terminate = continue`:
+//! uncapped steps; `continue-fixed`: the last step repeated). `eks-stable`:
+//! `Δt = α/(‖D‖_F + nugget)`, `D = (1/J)(g − ḡ)ᵀΓ⁻¹(g − y)`.
+//! [`EnsembleKalmanProcess::update_with_dt`] overrides the step of one update.
 //!
-//! ## Failed members ([`FailurePolicy`])
+//! ## Localization ([`Localizer`])
 //!
-//! A member whose outputs contain NaN or ±∞ has failed. `sample-success-gauss`
-//! (EKP.jl's `SampleSuccGauss`) updates the successful members only and redraws
-//! the failed ones from the Gaussian of the updated successful members; `ignore`
+//! With few members, EKI's update is confined to the span of the ensemble.
+//! Localizers (`delta`, `rbf`, `bernoulli-dropout`, `sec`, `sec-fisher`,
+//! `sec-nice`) modify `C^{ug}` and `C^{gg}` as EKP.jl's `localize` does on the
+//! joint covariance of `[u; g]`; see [`localization`].
+//!
+//! ## Failed members ([`FailurePolicy`], [`failure`])
+//!
+//! A member with more than 10 % (`nan_tolerance`) non-finite outputs has
+//! failed; isolated non-finite outputs of the others are imputed with the row
+//! mean (EKP.jl's `impute_over_nans`). `sample-success-gauss` (EKP.jl's
+//! `SampleSuccGauss`) updates the successful members only and redraws the
+//! failed ones from the Gaussian of the updated successful members; `ignore`
 //! refuses the update ([`EkpError::FailedMembers`]). Fewer than two successful
 //! members is always an error; an error never changes the process (its RNG
-//! included).
+//! included). [`UpdateReport`] names the failed members and imputed values.
+//!
+//! ## Acceleration ([`Accelerator`])
+//!
+//! Nesterov-type momentum on the ensemble: `nesterov`, `first-order-nesterov`
+//! (`r`), `constant-nesterov` (`λ`), as EKP.jl's `Accelerators.jl`; EKI does
+//! not perturb the observations when an accelerator is used. See [`accelerator`].
+//!
+//! ## Observation series and minibatches ([`ObservationSeries`])
+//!
+//! Several observations, fitted a minibatch at a time (`fixed` or
+//! `random-fixed-size` minibatchers, epochs), as EKP.jl's `ObservationSeries`.
+//! See [`observation_series`].
+//!
+//! ## Update groups ([`UpdateGroup`])
+//!
+//! Parameters updated from chosen subsets of the outputs, one update per group.
+//! See [`update_group`].
+//!
+//! ## Defaults
+//!
+//! Options a builder is not given take EKP.jl's defaults for the process: for
+//! EKI (`Inversion()`) data-misfit with `terminate_at = 1`, `sec-nice`,
+//! `sample-success-gauss`, `nesterov`; for ETKI data-misfit,
+//! no localization, `sample-success-gauss`, no accelerator.
 //!
 //! ## Reproducibility
 //!
-//! One seeded ChaCha20 stream draws the initial ensemble and every perturbation,
-//! in a fixed order that does not depend on which members failed. The process is
-//! serde-serialisable, RNG included: save → load → continue equals an
-//! uninterrupted run.
+//! One seeded ChaCha20 stream (stream 0) draws the initial ensemble and then,
+//! update by update and group by group: the EKI perturbations (for all `N`
+//! members, so the draws do not depend on which failed), the
+//! `bernoulli-dropout` kernel, the redraws of failed members. The minibatcher
+//! draws from stream 1 of the same seed. The process is serde-serialisable —
+//! RNG, momentum and minibatch position included: save → load → continue
+//! equals an uninterrupted run.
 //!
 //! ## Example
 //!
@@ -83,6 +123,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let prior = Prior::new(vec![ParameterPrior::gaussian("theta", 0.0, 1.0, 2)?])?;
 //! let obs = Observation::new(DVector::from_vec(vec![1.0, -1.0]), NoiseCovariance::scalar_std(0.1, 2)?)?;
+//! // EKP.jl's defaults for EKI (sec-nice localization, Nesterov momentum), fixed Δt.
 //! let mut ekp = EnsembleKalmanProcess::builder(prior, obs, Process::Inversion(Inversion::default()))
 //!     .ensemble_size(10)
 //!     .seed(3)
@@ -98,27 +139,35 @@
 //! # }
 //! ```
 
+pub mod accelerator;
 pub mod constraint;
 pub mod ensemble_kalman_process;
 pub mod error;
 pub mod failure;
 pub mod linalg;
+pub mod localization;
 pub mod model;
 pub mod observation;
+pub mod observation_series;
 pub mod prior;
 pub mod process;
 mod quadrature;
 pub mod scheduler;
 pub mod serde_nalgebra;
+pub mod update_group;
 
+pub use accelerator::{Accelerator, Momentum};
 pub use constraint::Constraint;
 pub use ensemble_kalman_process::{
-    EkpBuilder, EnsembleKalmanProcess, ErrorMetrics, UpdateOutcome, UpdateReport,
+    Assessment, EkpBuilder, EnsembleKalmanProcess, ErrorMetrics, UpdateOutcome, UpdateReport,
 };
 pub use error::EkpError;
-pub use failure::FailurePolicy;
+pub use failure::{FailurePolicy, ImputedValue};
+pub use localization::Localizer;
 pub use model::{ForwardModel, ModelError};
 pub use observation::{NoiseCovariance, Observation, ObservationError};
+pub use observation_series::{MinibatchPosition, Minibatcher, ObservationSeries, Remainder};
 pub use prior::{ParameterPrior, Prior, PriorError};
 pub use process::{Inversion, Process, TransformInversion};
-pub use scheduler::Scheduler;
+pub use scheduler::{OnTerminate, Scheduler};
+pub use update_group::UpdateGroup;

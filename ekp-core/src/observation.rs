@@ -60,6 +60,9 @@ pub enum ObservationError {
     /// `Γ` is symmetric but not positive definite (its Cholesky factorisation failed).
     #[error("noise covariance is not positive definite")]
     NotPositiveDefinite,
+    /// A series of observations or its minibatcher is inconsistent.
+    #[error("{0}")]
+    Minibatch(String),
 }
 
 /// The observational noise covariance `Γ`.
@@ -247,6 +250,111 @@ impl NoiseCovariance {
         )
     }
 
+    /// The principal sub-covariance of the outputs `idx` (0-based, in that
+    /// order): `Γ[idx, idx]`, in the same form. A full `Γ` is refactorised.
+    pub fn restrict(&self, idx: &[usize]) -> Result<Self, ObservationError> {
+        if let Some(&bad) = idx.iter().find(|&&i| i >= self.dim()) {
+            return Err(ObservationError::DimensionMismatch {
+                dim: bad + 1,
+                rows: self.dim(),
+                cols: self.dim(),
+            });
+        }
+        Ok(match self {
+            Self::Scalar { variance, .. } => Self::Scalar {
+                variance: *variance,
+                dim: idx.len(),
+            },
+            Self::Diagonal { variances } => Self::Diagonal {
+                variances: DVector::from_iterator(idx.len(), idx.iter().map(|&i| variances[i])),
+            },
+            Self::Full { covariance, .. } => {
+                let sub =
+                    DMatrix::from_fn(idx.len(), idx.len(), |a, b| covariance[(idx[a], idx[b])]);
+                let chol =
+                    Cholesky::new(sub.clone()).ok_or(ObservationError::NotPositiveDefinite)?;
+                Self::Full {
+                    covariance: sub,
+                    cholesky_l: chol.l(),
+                }
+            }
+        })
+    }
+
+    /// The block-diagonal covariance `blockdiag(Γ_1, …, Γ_k)`, in the cheapest
+    /// form that holds it: scalar if all blocks are scalar with one variance,
+    /// diagonal if all are diagonal, full otherwise (no refactorisation: the
+    /// Cholesky factors are assembled block by block).
+    pub fn block_diagonal(blocks: &[&NoiseCovariance]) -> Self {
+        let dim: usize = blocks.iter().map(|b| b.dim()).sum();
+        if let Some(Self::Scalar { variance, .. }) = blocks.first()
+            && blocks
+                .iter()
+                .all(|b| matches!(b, Self::Scalar { variance: v, .. } if v == variance))
+        {
+            return Self::Scalar {
+                variance: *variance,
+                dim,
+            };
+        }
+        if blocks.iter().all(|b| !matches!(b, Self::Full { .. })) {
+            let mut variances = DVector::zeros(dim);
+            let mut at = 0;
+            for b in blocks {
+                variances.rows_mut(at, b.dim()).copy_from(&b.diagonal());
+                at += b.dim();
+            }
+            return Self::Diagonal { variances };
+        }
+        let mut covariance = DMatrix::zeros(dim, dim);
+        let mut cholesky_l = DMatrix::zeros(dim, dim);
+        let mut at = 0;
+        for b in blocks {
+            let k = b.dim();
+            let (c, l) = match b {
+                Self::Full {
+                    covariance,
+                    cholesky_l,
+                } => (covariance.clone(), cholesky_l.clone()),
+                other => {
+                    let diag = other.diagonal();
+                    (
+                        DMatrix::from_diagonal(&diag),
+                        DMatrix::from_diagonal(&diag.map(f64::sqrt)),
+                    )
+                }
+            };
+            covariance.view_mut((at, at), (k, k)).copy_from(&c);
+            cholesky_l.view_mut((at, at), (k, k)).copy_from(&l);
+            at += k;
+        }
+        Self::Full {
+            covariance,
+            cholesky_l,
+        }
+    }
+
+    /// The largest `|Γ_ij|` with `i` and `j` in different blocks of the given
+    /// consecutive sizes (0 when `Γ` is block diagonal over them).
+    pub fn max_cross_block(&self, sizes: &[usize]) -> f64 {
+        let Self::Full { covariance, .. } = self else {
+            return 0.0;
+        };
+        let mut block_of = Vec::with_capacity(covariance.nrows());
+        for (b, &k) in sizes.iter().enumerate() {
+            block_of.extend(std::iter::repeat_n(b, k));
+        }
+        let mut worst = 0.0f64;
+        for j in 0..covariance.ncols() {
+            for i in 0..covariance.nrows() {
+                if block_of.get(i) != block_of.get(j) {
+                    worst = worst.max(covariance[(i, j)].abs());
+                }
+            }
+        }
+        worst
+    }
+
     /// `n` draws from `N(0, scale · Γ)`, as a `d × n` matrix, drawn column by column.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, n: usize, scale: f64) -> DMatrix<f64> {
         let d = self.dim();
@@ -294,6 +402,12 @@ impl Observation {
             });
         }
         Ok(Self { values, noise })
+    }
+
+    /// Assembles an observation whose parts are known to be valid (stacked
+    /// from valid observations).
+    pub(crate) fn from_parts_unchecked(values: DVector<f64>, noise: NoiseCovariance) -> Self {
+        Self { values, noise }
     }
 
     /// The data `y`.

@@ -16,7 +16,8 @@ mod common;
 
 use common::LinearProblem;
 use ekp_core::{
-    EnsembleKalmanProcess, Inversion, Process, Scheduler, TransformInversion, UpdateOutcome,
+    Accelerator, EnsembleKalmanProcess, Inversion, Localizer, Process, Scheduler,
+    TransformInversion, UpdateOutcome,
 };
 use nalgebra::DVector;
 
@@ -28,10 +29,14 @@ fn run(
     seed: u64,
 ) -> EnsembleKalmanProcess {
     let lp = LinearProblem::new();
+    // The bare algorithms: no localization, no momentum (EKI's defaults are
+    // EKP.jl's sec-nice and Nesterov, which these closed forms do not describe).
     let mut ekp = EnsembleKalmanProcess::builder(lp.prior(), lp.observation(), process)
         .ensemble_size(members)
         .seed(seed)
         .scheduler(Scheduler::Fixed { dt })
+        .localizer(Localizer::None)
+        .accelerator(Accelerator::None)
         .build()
         .expect("valid process");
     for _ in 0..steps {
@@ -175,6 +180,8 @@ fn one_unperturbed_eki_step_moves_the_mean_by_the_ensemble_kalman_gain() {
             .ensemble_size(n)
             .seed(10)
             .scheduler(Scheduler::Fixed { dt: 1.0 })
+            .localizer(Localizer::None)
+            .accelerator(Accelerator::None)
             .build()
             .expect("valid");
     let u0 = ekp.ensemble().clone();

@@ -29,11 +29,7 @@ fn eki(lp: &LinearProblem, scheduler: Scheduler, failure: FailurePolicy) -> Ense
 #[test]
 fn data_misfit_scheduler_stops_exactly_at_its_terminal_time() {
     let lp = LinearProblem::new();
-    let mut ekp = eki(
-        &lp,
-        Scheduler::DataMisfit { terminate_at: 1.0 },
-        FailurePolicy::Ignore,
-    );
+    let mut ekp = eki(&lp, Scheduler::data_misfit(1.0), FailurePolicy::Ignore);
     let mut updates = 0;
     for _ in 0..200 {
         let g = lp.forward(ekp.ensemble());
@@ -62,11 +58,7 @@ fn data_misfit_scheduler_stops_exactly_at_its_terminal_time() {
 #[test]
 fn data_misfit_first_step_follows_the_iglesias_yang_formula() {
     let lp = LinearProblem::new();
-    let mut ekp = eki(
-        &lp,
-        Scheduler::DataMisfit { terminate_at: 1e9 },
-        FailurePolicy::Ignore,
-    );
+    let mut ekp = eki(&lp, Scheduler::data_misfit(1e9), FailurePolicy::Ignore);
     let g = lp.forward(ekp.ensemble());
     // Φ_j = ½ ‖Γ^{-½}(y − g_j)‖², Δt = max(d/(2 mean Φ), √(d/(2 var Φ))).
     let gamma_inv = lp.gamma.clone().try_inverse().expect("invertible");
@@ -238,7 +230,7 @@ fn save_load_continue_equals_an_uninterrupted_run() {
             EnsembleKalmanProcess::builder(lp.prior(), lp.observation(), process.clone())
                 .ensemble_size(10)
                 .seed(99)
-                .scheduler(Scheduler::DataMisfit { terminate_at: 50.0 })
+                .scheduler(Scheduler::data_misfit(50.0))
                 .build()
                 .expect("valid")
         };

@@ -5,14 +5,22 @@
 //! covariance; `y_j = y + ξ_j`, `ξ_j ~ N(0, Γ/Δt)` when observations are
 //! perturbed. With `impose_prior`, `g` is extended by `u`, `y` by the prior mean
 //! (unperturbed) and `Γ` by the prior covariance `Σ₀` (both scaled by `1/Δt`).
+//!
+//! A [`Localizer`] modifies `C^{ug}` and `C^{gg}` (of the extended system with
+//! `impose_prior`, as EKP.jl passes `d + p` outputs to `localize`) before the
+//! solve. Observations are perturbed only when `perturb_observations` is set
+//! *and* no accelerator is used (EKP.jl switches perturbation off under
+//! acceleration).
 
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::PriorBlock;
 use crate::error::EkpError;
 use crate::linalg::{anomalies, solve_spd};
-use crate::observation::Observation;
+use crate::localization::Localizer;
+use crate::observation::NoiseCovariance;
 
 /// Settings of EKI.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,7 +29,8 @@ pub struct Inversion {
     /// Extend the system with the prior (EKP.jl's `impose_prior`).
     pub impose_prior: bool,
     /// Perturb the data of each member with `N(0, Γ/Δt)` noise (EKP.jl's
-    /// default for a deterministic forward map).
+    /// default for a deterministic forward map). Ignored (no perturbation)
+    /// when an accelerator is used, as in EKP.jl.
     pub perturb_observations: bool,
     /// Multiplicative inflation `s` after each update; EKP.jl uses `1e-3` when
     /// the prior is imposed and `0` otherwise.
@@ -46,14 +55,19 @@ impl Default for Inversion {
 }
 
 /// One EKI update of the members `u` with outputs `g` against the (possibly
-/// perturbed) data columns `y`.
-pub(crate) fn update(
+/// perturbed) data columns `y`, with noise `Γ` and the localizer (which may
+/// draw from `rng`). `C^{ug}` and `C^{gg}` are formed directly; the joint
+/// covariance of `[u; g]` is never built.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn update<R: Rng + ?Sized>(
     u: &DMatrix<f64>,
     g: &DMatrix<f64>,
     y: &DMatrix<f64>,
-    obs: &Observation,
+    noise: &NoiseCovariance,
     dt: f64,
     prior: Option<PriorBlock<'_>>,
+    localizer: &Localizer,
+    rng: &mut R,
 ) -> Result<DMatrix<f64>, EkpError> {
     let n = u.ncols();
     let d = g.nrows();
@@ -76,13 +90,27 @@ pub(crate) fn update(
     let (_, ua) = anomalies(u);
     let (_, ga) = anomalies(&g_ext);
     let inv_n = 1.0 / n as f64;
-    let c_ug = (&ua * ga.transpose()) * inv_n;
-    let mut a = (&ga * ga.transpose()) * inv_n;
     let reg = f64::EPSILON.sqrt();
+    let mut c_ug = (&ua * ga.transpose()) * inv_n;
+    let mut c_gg = (&ga * ga.transpose()) * inv_n;
     for i in 0..m {
-        a[(i, i)] += reg;
+        c_gg[(i, i)] += reg;
     }
-    obs.noise().add_scaled_to(&mut a, 1.0 / dt);
+    if !localizer.is_none() {
+        // EKP.jl localizes the joint covariance after adding √ε to its whole
+        // diagonal: the parameter variances carry it too.
+        let var_u = if localizer.needs_parameter_variances() {
+            DVector::from_iterator(
+                ua.nrows(),
+                ua.row_iter().map(|r| r.norm_squared() * inv_n + reg),
+            )
+        } else {
+            DVector::zeros(0)
+        };
+        localizer.localize_blocks(&mut c_ug, &mut c_gg, &var_u, n, rng);
+    }
+    let mut a = c_gg;
+    noise.add_scaled_to(&mut a, 1.0 / dt);
     if let Some(pb) = prior {
         for (k, v) in pb.variances.iter().enumerate() {
             a[(d + k, d + k)] += v / dt;

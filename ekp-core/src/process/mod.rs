@@ -8,6 +8,11 @@ pub mod transform_inversion;
 
 use serde::{Deserialize, Serialize};
 
+use crate::accelerator::Accelerator;
+use crate::failure::FailurePolicy;
+use crate::localization::Localizer;
+use crate::scheduler::Scheduler;
+
 pub use inversion::Inversion;
 pub use transform_inversion::TransformInversion;
 
@@ -35,6 +40,40 @@ impl Process {
         match self {
             Process::Inversion(p) => p.impose_prior,
             Process::TransformInversion(p) => p.impose_prior,
+        }
+    }
+
+    /// EKP.jl's default scheduler for this process (`default_options_dict`):
+    /// data-misfit with `terminate_at = 1` for both.
+    pub fn default_scheduler(&self) -> Scheduler {
+        match self {
+            Process::Inversion(_) | Process::TransformInversion(_) => Scheduler::data_misfit(1.0),
+        }
+    }
+
+    /// EKP.jl's default localizer: `sec-nice` for EKI, none for ETKI (which
+    /// cannot be localized).
+    pub fn default_localizer(&self) -> Localizer {
+        match self {
+            Process::Inversion(_) => Localizer::sec_nice(),
+            Process::TransformInversion(_) => Localizer::None,
+        }
+    }
+
+    /// EKP.jl's default failure handling: `sample-success-gauss` for both.
+    pub fn default_failure_policy(&self) -> FailurePolicy {
+        match self {
+            Process::Inversion(_) | Process::TransformInversion(_) => {
+                FailurePolicy::SampleSuccessGauss
+            }
+        }
+    }
+
+    /// EKP.jl's default accelerator: `nesterov` for EKI, none for ETKI.
+    pub fn default_accelerator(&self) -> Accelerator {
+        match self {
+            Process::Inversion(_) => Accelerator::Nesterov,
+            Process::TransformInversion(_) => Accelerator::None,
         }
     }
 
