@@ -30,8 +30,23 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# The SLURM tests (ekp-cli/tests/slurm.rs) run against a one-node cluster on
+# localhost: scripts/slurm-local.sh installs Debian's packages (as root) and
+# starts it, and it is stopped at the end if it was started here. Without it
+# those tests report themselves skipped (unless EKP_REQUIRE_SLURM=1, as in CI).
+slurm_started=0
+slurm_start=(start)
+if [ "$(id -u)" = 0 ]; then slurm_start+=(--install); fi
+if scripts/slurm-local.sh status >/dev/null 2>&1; then
+    :
+elif scripts/slurm-local.sh "${slurm_start[@]}" >/dev/null; then
+    slurm_started=1
+else
+    echo "test.sh: NOTICE: no local SLURM cluster (scripts/slurm-local.sh start failed): SLURM tests will be skipped" >&2
+fi
+
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; if [ "$slurm_started" = 1 ]; then scripts/slurm-local.sh stop >/dev/null 2>&1 || true; fi' EXIT
 # Doc tests are not part of --all-targets, hence two runs.
 status=0
 { cargo test --workspace --all-targets --locked "$@" && cargo test --workspace --doc --locked; } 2>&1 \
