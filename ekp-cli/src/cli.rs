@@ -30,6 +30,29 @@ pub enum Command {
     /// Show each parameter's prior: unconstrained mean/std, and constrained
     /// mean/std and 5–95 % quantiles.
     Prior(PriorArgs),
+    /// File workflow: create a calibration folder and write iteration 0's
+    /// parameter files (DIR/iteration_000/member_NNN/parameters.toml).
+    Init(crate::workflow::InitArgs),
+    /// File workflow: run the model of one member of one iteration and record
+    /// the outcome. A failed member is recorded, and forward still exits 0.
+    Forward(crate::workflow::ForwardArgs),
+    /// File workflow: read the newest iteration's outputs, apply one update
+    /// and write the next iteration's parameter files and the state; after
+    /// the last iteration, complete the calibration (result.toml, ...).
+    /// Running it twice on the same outputs does nothing the second time.
+    Update(crate::workflow::UpdateArgs),
+    /// File workflow: each member of an iteration (done, failed, missing) and
+    /// the misfit history.
+    Status(crate::workflow::StatusArgs),
+    /// Run the file workflow as a chain of SLURM jobs: an array job of
+    /// forward runs per iteration, an update job after each. Writes the
+    /// sbatch scripts; --submit submits them, --wait follows them.
+    Slurm(crate::slurm::SlurmArgs),
+    /// Measure how fast a backend integrates Lorenz 96 ensembles (member-steps
+    /// per second, printed last). For the gpu backend it also prints the
+    /// adapter, its backend and device type, so a software adapter is never
+    /// mistaken for a GPU.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Where the ensemble runs.
@@ -39,7 +62,9 @@ pub enum Backend {
     Serial,
     /// Members in parallel on CPU threads (rayon); same results as serial.
     Threads,
-    /// All members on a GPU through wgpu (not available in this build).
+    /// All members of a Lorenz 96 model on a GPU through wgpu (Vulkan, Metal,
+    /// DX12 or GL; Mesa's lavapipe on machines without a GPU). An error, never a
+    /// fallback, when no adapter is found.
     Gpu,
 }
 
@@ -65,6 +90,19 @@ pub struct RunArgs {
     /// No progress bar and no table: only the summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// GPU precision for `--backend gpu` (default f32; f64 needs an adapter
+    /// with SHADER_F64).
+    #[arg(long, value_enum)]
+    pub precision: Option<crate::bench::PrecisionArg>,
+    /// Command models: how many member processes run at once (default: one
+    /// per core).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Command models: the time limit of one member's run (seconds, or 30s,
+    /// 5m, 2h; overrides `model.timeout`). A member past it is killed and
+    /// counts as failed.
+    #[arg(long, value_name = "T", value_parser = crate::command_model::parse_duration)]
+    pub member_timeout: Option<std::time::Duration>,
 }
 
 /// Arguments of `prior`.

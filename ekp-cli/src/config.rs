@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ekp_core::{
-    FailurePolicy, Inversion, NoiseCovariance, ParameterPrior, Prior, Process, Scheduler,
-    TransformInversion,
+    Accelerator, EkpBuilder, EkpError, EnsembleKalmanProcess, FailurePolicy, Inversion, Localizer,
+    Minibatcher, NoiseCovariance, Observation, ObservationSeries, ParameterPrior, Prior, Process,
+    Remainder, Scheduler, TransformInversion, UpdateGroup,
 };
 use ekp_models::{Lorenz96Config, SinusoidConfig};
 use nalgebra::{DMatrix, DVector};
@@ -57,39 +58,47 @@ struct RawProcess {
     impose_prior: Option<bool>,
     perturb_observations: Option<bool>,
     multiplicative_inflation: Option<f64>,
-    scheduler: Option<RawScheduler>,
-    localization: Option<RawKind>,
+    scheduler: Option<Scheduler>,
+    localization: Option<Localizer>,
     failure: Option<FailurePolicy>,
-    accelerator: Option<RawKind>,
+    nan_tolerance: Option<f64>,
+    accelerator: Option<Accelerator>,
+    minibatch: Option<RawMinibatch>,
+    update_groups: Option<Vec<RawUpdateGroup>>,
 }
 
+/// `process.minibatch`: 1-based observation indices, as everywhere in the file.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-enum RawScheduler {
+enum RawMinibatch {
     Fixed {
-        dt: f64,
+        batches: Vec<Vec<usize>>,
+        #[serde(default)]
+        order: RawOrder,
+        observation_sizes: Option<Vec<usize>>,
     },
-    DataMisfit {
-        #[serde(default = "one")]
-        terminate_at: f64,
-    },
-    EksStable {
-        #[serde(default = "one")]
-        #[allow(dead_code)]
-        numerator: f64,
+    RandomFixedSize {
+        size: usize,
+        #[serde(default)]
+        remainder: Remainder,
+        observation_sizes: Option<Vec<usize>>,
     },
 }
 
-fn one() -> f64 {
-    1.0
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum RawOrder {
+    #[default]
+    InOrder,
+    Random,
 }
 
-/// A `{ kind = "...", ... }` table whose kinds are checked by hand.
+/// One of `process.update_groups`: parameters by name, outputs 1-based.
 #[derive(Debug, Deserialize)]
-struct RawKind {
-    kind: String,
-    #[serde(flatten)]
-    rest: toml::Table,
+#[serde(deny_unknown_fields)]
+struct RawUpdateGroup {
+    parameters: Vec<String>,
+    outputs: Vec<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +185,8 @@ pub enum ModelSpec {
         /// Values of model parameters that are not calibrated.
         fixed: BTreeMap<String, f64>,
     },
+    /// Any executable, one process per member (see [`crate::command_model`]).
+    Command(crate::command_model::CommandSpec),
 }
 
 impl ModelSpec {
@@ -185,8 +196,19 @@ impl ModelSpec {
             ModelSpec::Lorenz96 { .. } => "lorenz96",
             ModelSpec::Linear { .. } => "linear",
             ModelSpec::Sinusoid { .. } => "sinusoid",
+            ModelSpec::Command(_) => "command",
         }
     }
+}
+
+/// Minibatching as configured: the data values cut into consecutive
+/// observations of `observation_sizes`, fitted a minibatch at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinibatchSpec {
+    /// Sizes of the consecutive observations (`None`: one per data value).
+    pub observation_sizes: Option<Vec<usize>>,
+    /// The minibatcher (0-based observation indices).
+    pub minibatcher: Minibatcher,
 }
 
 /// A validated calibration: everything `run` needs, checked before any work.
@@ -208,6 +230,16 @@ pub struct Calibration {
     pub scheduler: Scheduler,
     /// The failure policy.
     pub failure: FailurePolicy,
+    /// The localizer.
+    pub localizer: Localizer,
+    /// The accelerator.
+    pub accelerator: Accelerator,
+    /// The fraction of non-finite outputs above which a member has failed.
+    pub nan_tolerance: f64,
+    /// Minibatching: the data cut into observations, and the minibatcher.
+    pub minibatch: Option<MinibatchSpec>,
+    /// Update groups (empty: every parameter from every output).
+    pub update_groups: Vec<UpdateGroup>,
     /// The prior.
     pub prior: Prior,
     /// The data.
@@ -240,12 +272,13 @@ impl Calibration {
         let ctx = Ctx { file: source };
         let prior = ctx.prior(&raw.parameters)?;
         let (process, ensemble_size) = ctx.process(&raw.process, &prior)?;
-        let scheduler = ctx.scheduler(raw.process.scheduler.as_ref())?;
-        ctx.only_none("process.localization", raw.process.localization.as_ref())?;
-        ctx.only_none("process.accelerator", raw.process.accelerator.as_ref())?;
+        let options = ctx.options(&raw.process, &process, &prior)?;
         let iterations = raw.process.iterations.unwrap_or(5);
         let model = ctx.model(&raw.model, &prior)?;
         let observations = ctx.observations(&raw.observations, &prior, &model)?;
+        if let ObservationSpec::Given { values, .. } = &observations {
+            ctx.check_against_data(&options, values.len())?;
+        }
         Ok(Self {
             source: source.to_string(),
             text: text.to_string(),
@@ -253,13 +286,63 @@ impl Calibration {
             ensemble_size,
             iterations,
             seed: raw.process.seed.unwrap_or(42),
-            scheduler,
-            failure: raw.process.failure.unwrap_or_default(),
+            scheduler: options.scheduler,
+            failure: options.failure,
+            localizer: options.localizer,
+            accelerator: options.accelerator,
+            nan_tolerance: options.nan_tolerance,
+            minibatch: options.minibatch,
+            update_groups: options.update_groups,
             prior,
             observations,
             model,
         })
     }
+}
+
+impl Calibration {
+    /// A process builder with every `[process]` option of this calibration
+    /// applied (scheduler, localization, failure handling, NaN tolerance,
+    /// accelerator, minibatching, update groups), for the data `observation`
+    /// (all data values, in order). Build it after setting anything else
+    /// (e.g. an initial ensemble). With minibatching, the process fits one
+    /// minibatch per update: tell it the outputs for all data values with
+    /// [`EnsembleKalmanProcess::update_from_all_outputs`].
+    pub fn builder(&self, observation: Observation) -> Result<EkpBuilder, EkpError> {
+        let series = match &self.minibatch {
+            None => ObservationSeries::from(observation),
+            Some(spec) => {
+                let sizes = spec
+                    .observation_sizes
+                    .clone()
+                    .unwrap_or_else(|| vec![1; observation.dim()]);
+                ObservationSeries::split(&observation, &sizes, spec.minibatcher.clone())
+                    .map_err(|e| EkpError::InvalidSetting(format!("process.minibatch: {e}")))?
+            }
+        };
+        Ok(
+            EnsembleKalmanProcess::builder(self.prior.clone(), series, self.process.clone())
+                .ensemble_size(self.ensemble_size)
+                .seed(self.seed)
+                .scheduler(self.scheduler.clone())
+                .localizer(self.localizer.clone())
+                .failure_policy(self.failure)
+                .nan_tolerance(self.nan_tolerance)
+                .accelerator(self.accelerator)
+                .update_groups(self.update_groups.clone()),
+        )
+    }
+}
+
+/// The `[process]` options other than the algorithm, with defaults applied.
+struct ProcessOptions {
+    scheduler: Scheduler,
+    localizer: Localizer,
+    failure: FailurePolicy,
+    accelerator: Accelerator,
+    nan_tolerance: f64,
+    minibatch: Option<MinibatchSpec>,
+    update_groups: Vec<UpdateGroup>,
 }
 
 struct Ctx<'a> {
@@ -374,45 +457,230 @@ impl Ctx<'_> {
         Ok((process, n))
     }
 
-    fn scheduler(&self, raw: Option<&RawScheduler>) -> Result<Scheduler, InputError> {
-        let s = match raw {
-            None => Scheduler::default(),
-            Some(RawScheduler::Fixed { dt }) => Scheduler::Fixed { dt: *dt },
-            Some(RawScheduler::DataMisfit { terminate_at }) => Scheduler::DataMisfit {
-                terminate_at: *terminate_at,
-            },
-            Some(RawScheduler::EksStable { .. }) => {
-                return Err(self.invalid(
-                    "process.scheduler.kind",
-                    "\"eks-stable\" belongs to the sampler process, which is not available in \
-                     this version; use \"fixed\" or \"data-misfit\"",
-                ));
-            }
-        };
-        s.validate()
+    /// Scheduler, localization, failure handling, accelerator, minibatching
+    /// and update groups; an option not given takes EKP.jl's default for the
+    /// process (for `inversion`: data-misfit with `terminate_at = 1`,
+    /// `sec-nice`, `sample-success-gauss`, `nesterov`).
+    fn options(
+        &self,
+        raw: &RawProcess,
+        process: &Process,
+        prior: &Prior,
+    ) -> Result<ProcessOptions, InputError> {
+        let scheduler = raw
+            .scheduler
+            .clone()
+            .unwrap_or_else(|| process.default_scheduler());
+        scheduler
+            .validate()
             .map_err(|m| self.invalid("process.scheduler", m))?;
-        Ok(s)
+        let localizer = raw
+            .localization
+            .clone()
+            .unwrap_or_else(|| process.default_localizer());
+        localizer
+            .validate()
+            .map_err(|m| self.invalid("process.localization", m))?;
+        if matches!(process, Process::TransformInversion(_)) && !localizer.is_none() {
+            return Err(self.invalid(
+                "process.localization",
+                format!(
+                    "\"{}\" cannot be used with transform-inversion (as in EKP.jl); use \"none\"",
+                    localizer.kind()
+                ),
+            ));
+        }
+        let failure = raw
+            .failure
+            .unwrap_or_else(|| process.default_failure_policy());
+        let nan_tolerance = raw
+            .nan_tolerance
+            .unwrap_or(ekp_core::failure::DEFAULT_NAN_TOLERANCE);
+        if !(0.0..=1.0).contains(&nan_tolerance) {
+            return Err(self.invalid(
+                "process.nan_tolerance",
+                format!("must be in [0, 1], got {nan_tolerance}"),
+            ));
+        }
+        let accelerator = raw
+            .accelerator
+            .unwrap_or_else(|| process.default_accelerator());
+        accelerator
+            .validate()
+            .map_err(|m| self.invalid("process.accelerator", m))?;
+        if raw.perturb_observations == Some(true) && !accelerator.is_none() {
+            return Err(self.invalid(
+                "process.perturb_observations",
+                format!(
+                    "observations are never perturbed with an accelerator (\"{}\"), as in EKP.jl; \
+                     set `accelerator = {{ kind = \"none\" }}` to perturb them",
+                    accelerator.kind()
+                ),
+            ));
+        }
+        let minibatch = raw
+            .minibatch
+            .as_ref()
+            .map(|m| self.minibatch(m))
+            .transpose()?;
+        let update_groups = match &raw.update_groups {
+            None => Vec::new(),
+            Some(groups) => self.update_groups(groups, prior)?,
+        };
+        Ok(ProcessOptions {
+            scheduler,
+            localizer,
+            failure,
+            accelerator,
+            nan_tolerance,
+            minibatch,
+            update_groups,
+        })
     }
 
-    fn only_none(&self, key: &str, raw: Option<&RawKind>) -> Result<(), InputError> {
-        match raw {
-            None => Ok(()),
-            Some(r) if r.kind == "none" && r.rest.is_empty() => Ok(()),
-            Some(r) if r.kind == "none" => Err(self.invalid(
-                key,
-                format!(
-                    "unknown key(s) {:?} for kind \"none\"",
-                    r.rest.keys().collect::<Vec<_>>()
-                ),
-            )),
-            Some(r) => Err(self.invalid(
-                format!("{key}.kind"),
-                format!(
-                    "\"{}\" is not available in this version of ekp; only \"none\" is",
-                    r.kind
-                ),
-            )),
+    fn one_based(&self, key: &str, i: usize) -> Result<usize, InputError> {
+        i.checked_sub(1)
+            .ok_or_else(|| self.invalid(key, "indices count from 1; got 0"))
+    }
+
+    fn minibatch(&self, raw: &RawMinibatch) -> Result<MinibatchSpec, InputError> {
+        let (minibatcher, sizes) = match raw {
+            RawMinibatch::Fixed {
+                batches,
+                order,
+                observation_sizes,
+            } => {
+                let mut zero_based = Vec::with_capacity(batches.len());
+                for (b, batch) in batches.iter().enumerate() {
+                    let key = format!("process.minibatch.batches[{}]", b + 1);
+                    zero_based.push(
+                        batch
+                            .iter()
+                            .map(|&i| self.one_based(&key, i))
+                            .collect::<Result<Vec<_>, _>>()?,
+                    );
+                }
+                (
+                    Minibatcher::Fixed {
+                        batches: zero_based,
+                        random_order: *order == RawOrder::Random,
+                    },
+                    observation_sizes,
+                )
+            }
+            RawMinibatch::RandomFixedSize {
+                size,
+                remainder,
+                observation_sizes,
+            } => (
+                Minibatcher::RandomFixedSize {
+                    size: *size,
+                    remainder: *remainder,
+                },
+                observation_sizes,
+            ),
+        };
+        if let Some(sizes) = sizes {
+            if sizes.is_empty() || sizes.contains(&0) {
+                return Err(self.invalid(
+                    "process.minibatch.observation_sizes",
+                    "must list positive sizes",
+                ));
+            }
+            minibatcher
+                .validate(sizes.len())
+                .map_err(|m| self.invalid("process.minibatch", m))?;
         }
+        Ok(MinibatchSpec {
+            observation_sizes: sizes.clone(),
+            minibatcher,
+        })
+    }
+
+    fn update_groups(
+        &self,
+        raw: &[RawUpdateGroup],
+        prior: &Prior,
+    ) -> Result<Vec<UpdateGroup>, InputError> {
+        if raw.is_empty() {
+            return Err(self.invalid(
+                "process.update_groups",
+                "is empty; leave it out for one group",
+            ));
+        }
+        let ranges = prior.ranges();
+        let mut groups = Vec::with_capacity(raw.len());
+        for (k, g) in raw.iter().enumerate() {
+            let key = format!("process.update_groups[{}]", k + 1);
+            let mut parameters = Vec::new();
+            for name in &g.parameters {
+                let i = prior
+                    .parameters()
+                    .iter()
+                    .position(|p| p.name() == name)
+                    .ok_or_else(|| {
+                        self.invalid(
+                            format!("{key}.parameters"),
+                            format!("\"{name}\" is not one of the calibrated parameters"),
+                        )
+                    })?;
+                parameters.extend(ranges[i].clone());
+            }
+            let outputs = g
+                .outputs
+                .iter()
+                .map(|&o| self.one_based(&format!("{key}.outputs"), o))
+                .collect::<Result<Vec<_>, _>>()?;
+            groups.push(UpdateGroup::new(parameters, outputs));
+        }
+        // Output ranges are checked against the data when the process is built;
+        // the partition of the parameters can be checked now.
+        ekp_core::update_group::validate_groups(&groups, prior.dim(), usize::MAX)
+            .map_err(|m| self.invalid("process.update_groups", m))?;
+        Ok(groups)
+    }
+
+    /// Checks minibatching and update groups against `d` data values, when
+    /// the data are given in the file (with `truth`, the process checks them
+    /// when it is built).
+    fn check_against_data(&self, options: &ProcessOptions, d: usize) -> Result<(), InputError> {
+        let obs_dim = match &options.minibatch {
+            None => d,
+            Some(spec) => match &spec.observation_sizes {
+                None => {
+                    spec.minibatcher
+                        .validate(d)
+                        .map_err(|m| self.invalid("process.minibatch", m))?;
+                    1
+                }
+                Some(sizes) => {
+                    let total: usize = sizes.iter().sum();
+                    if total != d {
+                        return Err(self.invalid(
+                            "process.minibatch.observation_sizes",
+                            format!("add up to {total}, but there are {d} data values"),
+                        ));
+                    }
+                    if !options.update_groups.is_empty() && sizes.iter().any(|&k| k != sizes[0]) {
+                        return Err(self.invalid(
+                            "process.minibatch.observation_sizes",
+                            "update groups need observations of one size (as in EKP.jl)",
+                        ));
+                    }
+                    sizes[0]
+                }
+            },
+        };
+        if !options.update_groups.is_empty() {
+            let p: usize = options
+                .update_groups
+                .iter()
+                .map(|g| g.parameters.len())
+                .sum();
+            ekp_core::update_group::validate_groups(&options.update_groups, p, obs_dim)
+                .map_err(|m| self.invalid("process.update_groups", m))?;
+        }
+        Ok(())
     }
 
     fn model(&self, raw: &toml::Table, prior: &Prior) -> Result<ModelSpec, InputError> {
@@ -499,10 +767,19 @@ impl Ctx<'_> {
                 ModelSpec::Linear { matrix, offset }
             }
             "command" => {
-                return Err(self.invalid(
-                    "model.kind",
-                    "\"command\" models are not available in this version of ekp",
-                ));
+                if !fixed.is_empty() {
+                    return Err(self.invalid(
+                        "model.fixed",
+                        "a command model takes the whole parameter vector; it has no fixed parameters",
+                    ));
+                }
+                let base = Path::new(self.file)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or_else(|| Path::new("."));
+                ModelSpec::Command(crate::command_model::CommandSpec::from_table(
+                    table, self.file, base,
+                )?)
             }
             other => {
                 return Err(self.invalid(
@@ -626,6 +903,13 @@ impl Ctx<'_> {
                 let noise = match model {
                     // Lorenz 96 estimates Γ from the truth run when none is given.
                     ModelSpec::Lorenz96 { .. } => self.noise(raw, None)?,
+                    ModelSpec::Command(_) => {
+                        return Err(self.invalid(
+                            "observations.truth",
+                            "a command model cannot generate synthetic data: give the data as \
+                             `values = [...]` with `noise_std` or `covariance`",
+                        ));
+                    }
                     ModelSpec::Linear { .. } | ModelSpec::Sinusoid { .. } => {
                         Some(self.noise(raw, None)?.ok_or_else(|| {
                             self.invalid(

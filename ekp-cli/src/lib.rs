@@ -6,14 +6,20 @@
 //! binary only parses arguments, calls [`execute`], and maps errors to exit
 //! codes ([`error`]).
 
+pub mod bench;
 pub mod cli;
+pub mod command_model;
 pub mod config;
 pub mod error;
+pub mod layout;
+pub mod lock;
 pub mod model;
 pub mod output;
 pub mod prior_cmd;
 pub mod report;
 pub mod run;
+pub mod slurm;
+pub mod workflow;
 
 use std::time::Instant;
 
@@ -30,6 +36,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_command(args),
         Command::Prior(args) => prior_command(args),
+        Command::Init(args) => workflow::init(args),
+        Command::Forward(args) => workflow::forward(args),
+        Command::Update(args) => workflow::update(args),
+        Command::Status(args) => workflow::status(args),
+        Command::Slurm(args) => slurm::slurm(args),
+        Command::Bench(args) => bench::bench(args),
     }
 }
 
@@ -47,15 +59,12 @@ fn prior_command(args: PriorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn execution(backend: Backend) -> Result<Execution, InputError> {
+/// The CPU execution of a backend (the GPU backend still builds the CPU model:
+/// it generates the truth data).
+fn execution(backend: Backend) -> Execution {
     match backend {
-        Backend::Serial => Ok(Execution::Serial),
-        Backend::Threads => Ok(Execution::Threads),
-        Backend::Gpu => Err(InputError::Argument(
-            "--backend gpu: the GPU backend is not available in this build of ekp-cli \
-             (the ekp-gpu crate is not part of it yet); use --backend threads"
-                .into(),
-        )),
+        Backend::Serial | Backend::Gpu => Execution::Serial,
+        Backend::Threads => Execution::Threads,
     }
 }
 
@@ -65,16 +74,59 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         cal.seed = seed;
     }
-    let exec = execution(args.backend)?;
+    let exec = execution(args.backend);
+    if args.precision.is_some() && args.backend != Backend::Gpu {
+        return Err(InputError::Argument(
+            "--precision applies to --backend gpu; the CPU backends compute in f64".into(),
+        )
+        .into());
+    }
     if args.threads == Some(0) {
         return Err(InputError::Argument("--threads must be at least 1".into()).into());
     }
+    // Command models run their members as processes: --jobs of them at once.
+    let is_command = matches!(cal.model, config::ModelSpec::Command(_));
+    if !is_command && (args.jobs.is_some() || args.member_timeout.is_some()) {
+        return Err(InputError::Argument(format!(
+            "--jobs and --member-timeout apply to command models; this model is {} \
+             (use --threads)",
+            cal.model.kind()
+        ))
+        .into());
+    }
+    if args.jobs == Some(0) {
+        return Err(InputError::Argument("--jobs must be at least 1".into()).into());
+    }
+    let workers = if is_command {
+        args.jobs.or(args.threads)
+    } else {
+        args.threads
+    };
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.unwrap_or(0))
+        .num_threads(workers.unwrap_or(0))
         .build()
         .context("cannot start the thread pool")?;
-    let built = model::BuiltModel::new(&cal, exec)?;
+    let command = command_model::CommandOptions {
+        root: args.output.clone(),
+        timeout: args.member_timeout,
+    };
+    let built = model::BuiltModel::with_command_options(&cal, exec, &command)?;
     let observation = built.observation(&cal)?;
+    let gpu = match args.backend {
+        Backend::Gpu => {
+            let precision = args.precision.unwrap_or(bench::PrecisionArg::F32).gpu();
+            Some(model::GpuModel::new(&cal, &built, precision)?)
+        }
+        Backend::Serial | Backend::Threads => None,
+    };
+    let forward: &(dyn ekp_core::ForwardModel + Sync) = match &gpu {
+        Some(g) => g,
+        None => &built.ensemble,
+    };
+    let backend_name = match &gpu {
+        Some(g) => format!("gpu on {}", g.adapter_info()),
+        None => exec.to_string(),
+    };
 
     let names = cal.prior.flat_names();
     let mut progress = report::Progress::new(cal.iterations);
@@ -87,20 +139,19 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
             cal.ensemble_size,
             cal.iterations,
             cal.model.kind(),
-            exec,
+            backend_name,
             cal.seed,
             cal.source
         );
         observers.push(&mut progress);
         observers.push(&mut table);
     }
-    let out =
-        pool.install(|| run::calibrate(&cal, observation, &built.ensemble, &mut observers))?;
+    let out = pool.install(|| run::calibrate(&cal, observation, forward, &mut observers))?;
     let written = output::write_all(&args.output, &cal, &out)?;
 
     let last = out.rows.last();
     println!(
-        "\n{} update(s) applied{} in {:.2} s; final loss {:.4e}",
+        "\n{} update(s) applied{} in {:.2} s ({}); final loss {:.4e}",
         out.ekp.iterations(),
         if out.terminated_early {
             " (the scheduler reached its terminal time)"
@@ -108,6 +159,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
             ""
         },
         started.elapsed().as_secs_f64(),
+        backend_name,
         last.map_or(f64::NAN, |r| r.metrics.loss)
     );
     let truth = match &cal.observations {

@@ -13,6 +13,7 @@ use nalgebra::DVector;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
+use crate::command_model::{CommandModel, CommandOptions};
 use crate::config::{Calibration, ModelSpec, ObservationSpec};
 use crate::error::InputError;
 
@@ -139,8 +140,19 @@ fn map_by_name(
 }
 
 impl BuiltModel {
-    /// Build the model of `cal`, evaluated as `execution` says.
+    /// Build the model of `cal`, evaluated as `execution` says (a `command`
+    /// model with its member folders under `ekp-output/`).
     pub fn new(cal: &Calibration, execution: Execution) -> Result<Self, InputError> {
+        Self::with_command_options(cal, execution, &CommandOptions::default())
+    }
+
+    /// Like [`new`](Self::new); a `command` model runs its members as
+    /// `command` says (member folders, time limit).
+    pub fn with_command_options(
+        cal: &Calibration,
+        execution: Execution,
+        command: &CommandOptions,
+    ) -> Result<Self, InputError> {
         let bad_model = |e: ekp_models::ModelsError| InputError::Invalid {
             file: cal.source.clone(),
             key: "model".into(),
@@ -171,6 +183,11 @@ impl BuiltModel {
             }
             ModelSpec::Linear { matrix, offset } => {
                 let m = Arc::new(Linear::new(matrix.clone(), offset.clone()).map_err(bad_model)?);
+                let sources = (0..cal.prior.dim()).map(Source::Calibrated).collect();
+                (m, None, sources)
+            }
+            ModelSpec::Command(spec) => {
+                let m = Arc::new(CommandModel::new(cal, spec, command)?);
                 let sources = (0..cal.prior.dim()).map(Source::Calibrated).collect();
                 (m, None, sources)
             }
@@ -285,5 +302,81 @@ fn resize_scalar(n: &NoiseCovariance, d: usize) -> NoiseCovariance {
             dim: d,
         },
         other => other.clone(),
+    }
+}
+
+/// Lorenz 96 on a GPU (`--backend gpu`), with the calibration's parameters
+/// mapped onto the model's `[F, A]` as for the CPU backends.
+pub struct GpuModel {
+    gpu: ekp_gpu::Lorenz96Gpu,
+    sources: Vec<Source>,
+}
+
+impl GpuModel {
+    /// The GPU model of `built` (which must be a Lorenz 96 calibration).
+    pub fn new(
+        cal: &Calibration,
+        built: &BuiltModel,
+        precision: ekp_gpu::Precision,
+    ) -> anyhow::Result<Self> {
+        let ModelSpec::Lorenz96 { config, .. } = &cal.model else {
+            return Err(InputError::Argument(format!(
+                "--backend gpu runs the lorenz96 model only; this calibration's model is {} \
+                 (use --backend threads)",
+                cal.model.kind()
+            ))
+            .into());
+        };
+        let gpu = ekp_gpu::Lorenz96Gpu::new(config.clone(), precision)
+            .map_err(crate::bench::gpu_error)?;
+        Ok(Self {
+            gpu,
+            sources: built.ensemble.model.sources.clone(),
+        })
+    }
+
+    /// The adapter the model runs on.
+    pub fn adapter_info(&self) -> &ekp_gpu::AdapterInfo {
+        self.gpu.adapter_info()
+    }
+}
+
+impl ekp_core::ForwardModel for GpuModel {
+    fn name(&self) -> &str {
+        "lorenz96 (gpu)"
+    }
+    fn parameter_dim(&self) -> usize {
+        self.sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Calibrated(i) => Some(i + 1),
+                Source::Fixed(_) => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+    fn output_dim(&self) -> usize {
+        self.gpu.output_dim()
+    }
+    fn evaluate_into(
+        &self,
+        params: &nalgebra::DMatrix<f64>,
+        out: &mut nalgebra::DMatrix<f64>,
+    ) -> Result<(), ekp_core::ModelError> {
+        self.evaluate_into_with_progress(params, out, &|_| {})
+    }
+    fn evaluate_into_with_progress(
+        &self,
+        params: &nalgebra::DMatrix<f64>,
+        out: &mut nalgebra::DMatrix<f64>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<(), ekp_core::ModelError> {
+        let mapped = nalgebra::DMatrix::from_fn(self.sources.len(), params.ncols(), |i, j| {
+            match self.sources[i] {
+                Source::Calibrated(k) => params.get((k, j)).copied().unwrap_or(f64::NAN),
+                Source::Fixed(v) => v,
+            }
+        });
+        self.gpu.evaluate_into_with_progress(&mapped, out, progress)
     }
 }

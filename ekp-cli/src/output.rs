@@ -295,7 +295,7 @@ pub fn write_all(dir: &Path, cal: &Calibration, run: &RunOutput) -> anyhow::Resu
         ("config.toml", cal.text.clone()),
         (
             "observations.toml",
-            observations_toml(cal, ekp.observation())?,
+            observations_toml(cal, &ekp.observation_series().all_stacked())?,
         ),
         ("history.csv", history_csv(&names, &run.rows)),
         ("ensembles.csv", ensembles_csv(ekp, &names)),

@@ -87,6 +87,15 @@ fn evaluate(
     Ok(out)
 }
 
+/// The process a calibration starts from (also used by the file workflow's
+/// `init`, so that it reproduces `run` exactly).
+pub fn build_process(
+    cal: &Calibration,
+    observation: Observation,
+) -> anyhow::Result<EnsembleKalmanProcess> {
+    Ok(cal.builder(observation)?.build()?)
+}
+
 /// Run a calibration to the end.
 pub fn calibrate(
     cal: &Calibration,
@@ -94,34 +103,26 @@ pub fn calibrate(
     model: &(dyn ForwardModel + Sync),
     observers: &mut [&mut dyn Observer],
 ) -> anyhow::Result<RunOutput> {
-    let mut ekp =
-        EnsembleKalmanProcess::builder(cal.prior.clone(), observation, cal.process.clone())
-            .ensemble_size(cal.ensemble_size)
-            .seed(cal.seed)
-            .scheduler(cal.scheduler.clone())
-            .failure_policy(cal.failure)
-            .build()?;
+    let mut ekp = build_process(cal, observation)?;
     let mut rows = Vec::new();
     loop {
         let k = ekp.iterations();
         let g = evaluate(model, &ekp, k, observers)?;
         let u = ekp.ensemble().clone();
         let (mean, std) = constrained_summary(&ekp, &u);
-        let failed = ekp_core::failure::failed_members(&g);
+        // Failed members (NaN tolerance and imputation as in the update) and
+        // metrics against all the data, whatever the minibatch.
+        let assessed = ekp.assess_all_outputs(&g)?;
+        let (failed, metrics) = (assessed.failed, assessed.metrics);
         let done = k >= cal.iterations || ekp.is_terminated();
         let dt = if done {
             None
         } else {
-            match ekp.update(&g)? {
+            match ekp.update_from_all_outputs(&g)? {
                 UpdateOutcome::Updated(report) => Some(report.dt),
                 UpdateOutcome::Terminated => None,
             }
         };
-        let ok: Vec<usize> = (0..g.ncols()).filter(|j| !failed.contains(j)).collect();
-        let metrics = ErrorMetrics::compute(
-            &ekp_core::linalg::select_columns(&g, &ok),
-            ekp.observation(),
-        );
         let row = IterationRow {
             iteration: k,
             dt,

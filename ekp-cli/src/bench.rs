@@ -1,0 +1,170 @@
+//! `ekp-cli bench`: how fast a backend integrates Lorenz 96 ensembles.
+//!
+//! Integrates `--members` members of the default Lorenz 96 model (36 sites,
+//! dt = 1/64) for `--steps` RK4 steps each, from the model's initial state,
+//! with forcings `F ∈ [7, 9]`, `A ∈ [1, 3]` drawn from a fixed seed, and prints
+//! member-steps per second (the last line: `member-steps/s: X`). No statistics
+//! are computed and nothing but the timing comes back, so the figure measures
+//! the integrator itself on each backend.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use ekp_models::lorenz96::{Forcing, Rk4Workspace, integrate};
+use ekp_models::{Lorenz96, Lorenz96Config};
+use nalgebra::DMatrix;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::cli::Backend;
+use crate::error::InputError;
+
+/// Floating-point precision of the GPU kernels (the CPU backends compute in f64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    /// 32-bit floats (every adapter).
+    F32,
+    /// 64-bit floats (adapters with SHADER_F64, e.g. Mesa's lavapipe).
+    F64,
+}
+
+impl PrecisionArg {
+    /// The `ekp-gpu` precision.
+    pub fn gpu(self) -> ekp_gpu::Precision {
+        match self {
+            PrecisionArg::F32 => ekp_gpu::Precision::F32,
+            PrecisionArg::F64 => ekp_gpu::Precision::F64,
+        }
+    }
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The backend to measure.
+    #[arg(long, value_enum)]
+    pub backend: Backend,
+    /// Ensemble members integrated together.
+    #[arg(long, value_name = "M", default_value_t = 10_000)]
+    pub members: usize,
+    /// RK4 steps per member.
+    #[arg(long, value_name = "S", default_value_t = 1_000)]
+    pub steps: usize,
+    /// GPU precision (default f32); the CPU backends compute in f64 only.
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+    /// Threads for `--backend threads` (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// Map a GPU error to bad input (no adapter, no f64: the user must change
+/// something) or a runtime failure.
+pub fn gpu_error(e: ekp_gpu::GpuError) -> anyhow::Error {
+    match e {
+        ekp_gpu::GpuError::NoAdapter { .. } | ekp_gpu::GpuError::F64Unsupported { .. } => {
+            InputError::Argument(format!("--backend gpu: {e}")).into()
+        }
+        other => anyhow::Error::new(other).context("GPU backend failed"),
+    }
+}
+
+fn parameters(members: usize) -> DMatrix<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(2024);
+    DMatrix::from_fn(2, members, |i, _| {
+        if i == 0 {
+            rng.random_range(7.0..9.0)
+        } else {
+            rng.random_range(1.0..3.0)
+        }
+    })
+}
+
+/// Integrate every member on the CPU; returns a checksum so the work cannot be
+/// optimised away.
+fn integrate_cpu(model: &Lorenz96, params: &DMatrix<f64>, steps: usize, threads: bool) -> f64 {
+    let config = model.config();
+    let member = |j: usize| -> f64 {
+        let mut x = model.initial_state().to_vec();
+        let mut ws = Rk4Workspace::new(x.len());
+        let forcing = Forcing {
+            mean: params[(0, j)],
+            amplitude: params[(1, j)],
+            omega: config.omega,
+        };
+        integrate(&mut x, &mut ws, &forcing, config.dt, 0, steps);
+        x.iter().sum()
+    };
+    if threads {
+        (0..params.ncols()).into_par_iter().map(member).sum()
+    } else {
+        (0..params.ncols()).map(member).sum()
+    }
+}
+
+/// Run the benchmark and print its report.
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.members == 0 || args.steps == 0 {
+        return Err(InputError::Argument("--members and --steps must be at least 1".into()).into());
+    }
+    if args.threads == Some(0) {
+        return Err(InputError::Argument("--threads must be at least 1".into()).into());
+    }
+    let config = Lorenz96Config::default();
+    let params = parameters(args.members);
+    let member_steps = args.members as f64 * args.steps as f64;
+    let rate = match args.backend {
+        Backend::Serial | Backend::Threads => {
+            if args.precision == Some(PrecisionArg::F32) {
+                return Err(InputError::Argument(
+                    "--precision f32: the CPU backends compute in f64 only".into(),
+                )
+                .into());
+            }
+            let threads = args.backend == Backend::Threads;
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(if threads {
+                    args.threads.unwrap_or(0)
+                } else {
+                    1
+                })
+                .build()
+                .context("cannot start the thread pool")?;
+            let model = Lorenz96::new(config).context("the default Lorenz 96 model")?;
+            println!(
+                "backend: {} ({} thread(s), f64)",
+                if threads { "threads" } else { "serial" },
+                pool.current_num_threads()
+            );
+            let start = Instant::now();
+            let checksum = pool.install(|| integrate_cpu(&model, &params, args.steps, threads));
+            let elapsed = start.elapsed();
+            println!("checksum: {checksum:.6e}");
+            println!("elapsed: {:.3} s", elapsed.as_secs_f64());
+            member_steps / elapsed.as_secs_f64()
+        }
+        Backend::Gpu => {
+            let precision = args.precision.unwrap_or(PrecisionArg::F32).gpu();
+            let gpu = ekp_gpu::Lorenz96Gpu::new(config, precision).map_err(gpu_error)?;
+            let info = gpu.adapter_info();
+            println!("backend: gpu ({precision})");
+            println!("adapter: {info}");
+            let stats = gpu.integrate_only(&params, args.steps).map_err(gpu_error)?;
+            println!(
+                "elapsed: {:.3} s in {} dispatch(es), {} chunk(s)",
+                stats.elapsed.as_secs_f64(),
+                stats.dispatches,
+                stats.chunks
+            );
+            stats.member_steps_per_second()
+        }
+    };
+    println!(
+        "members: {}, steps: {}, sites: 36",
+        args.members, args.steps
+    );
+    println!("member-steps/s: {rate:.4e}");
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! The folder layout shared by `run` (with a `command` model) and the file
+//! workflow (`init`, `forward`, `update`, `status`), and the per-member files.
+//!
+//! ```text
+//! DIR/iteration_000/member_001/parameters.toml   written by ekp: constrained values, by name
+//! DIR/iteration_000/member_001/output.toml       written by the model: values = [...]
+//! DIR/iteration_000/member_001/status.toml       written by ekp after running the model
+//! DIR/iteration_000/member_001/stdout.log, stderr.log   the model's output streams
+//! ```
+//!
+//! Members are numbered from 1 (SLURM array task ids), iterations from 0.
+//! Numbers are zero-padded to 3 digits, or to the width of the largest number
+//! when that is wider (1000 members: `member_0001` … `member_1000`), so the
+//! folders sort in order.
+
+use std::path::{Path, PathBuf};
+
+use ekp_core::Prior;
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+
+/// The parameter file of a member (written by ekp, read by the model).
+pub const PARAMETERS_FILE: &str = "parameters.toml";
+/// The output file of a member (written by the model, read by ekp).
+pub const OUTPUT_FILE: &str = "output.toml";
+/// What happened when ekp ran the member's model (written by ekp).
+pub const STATUS_FILE: &str = "status.toml";
+/// The model's standard output.
+pub const STDOUT_FILE: &str = "stdout.log";
+/// The model's standard error.
+pub const STDERR_FILE: &str = "stderr.log";
+
+/// Decimal digits of `n`.
+fn digits(mut n: usize) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// Where the folders of one calibration live.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The calibration folder (`DIR`, or `run`'s output folder).
+    pub root: PathBuf,
+    /// Members per ensemble `N`.
+    pub members: usize,
+    /// The most updates (`process.iterations`): iterations run from 0 to this.
+    pub iterations: usize,
+}
+
+impl Layout {
+    /// The layout of a calibration of `members` members and at most
+    /// `iterations` updates in `root`.
+    pub fn new(root: impl Into<PathBuf>, members: usize, iterations: usize) -> Self {
+        Self {
+            root: root.into(),
+            members,
+            iterations,
+        }
+    }
+
+    /// `iteration_007` (0-based).
+    pub fn iteration_name(&self, iteration: usize) -> String {
+        let w = digits(self.iterations).max(3);
+        format!("iteration_{iteration:0w$}")
+    }
+
+    /// `member_003` (1-based).
+    pub fn member_name(&self, member: usize) -> String {
+        let w = digits(self.members).max(3);
+        format!("member_{member:0w$}")
+    }
+
+    /// `ROOT/iteration_007`.
+    pub fn iteration_dir(&self, iteration: usize) -> PathBuf {
+        self.root.join(self.iteration_name(iteration))
+    }
+
+    /// `ROOT/iteration_007/member_003` (member 1-based).
+    pub fn member_dir(&self, iteration: usize, member: usize) -> PathBuf {
+        self.iteration_dir(iteration).join(self.member_name(member))
+    }
+
+    /// `iteration_007/member_003`, for messages.
+    pub fn member_label(&self, iteration: usize, member: usize) -> String {
+        format!(
+            "{}/{}",
+            self.iteration_name(iteration),
+            self.member_name(member)
+        )
+    }
+}
+
+/// A key as TOML writes it: bare when it can be, quoted otherwise.
+fn toml_key(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        name.to_string()
+    } else {
+        toml::Value::String(name.to_string()).to_string()
+    }
+}
+
+/// A float as TOML writes it (shortest representation that reads back to the
+/// same bits; `nan`, `inf`).
+fn toml_float(v: f64) -> String {
+    toml::Value::Float(v).to_string()
+}
+
+/// The contents of `parameters.toml`: each parameter by name, in constrained
+/// (physical) units; a vector parameter as an array.
+pub fn parameters_toml(prior: &Prior, theta: &[f64], iteration: usize, member: usize) -> String {
+    let mut s = format!(
+        "# ekp: parameters of member {member} of iteration {iteration} (constrained values)\n"
+    );
+    for (p, r) in prior.parameters().iter().zip(prior.ranges()) {
+        let vals: Vec<String> = r
+            .clone()
+            .map(|i| toml_float(theta.get(i).copied().unwrap_or(f64::NAN)))
+            .collect();
+        if p.size() == 1 && vals.len() == 1 {
+            s.push_str(&format!("{} = {}\n", toml_key(p.name()), vals.join("")));
+        } else {
+            s.push_str(&format!("{} = [{}]\n", toml_key(p.name()), vals.join(", ")));
+        }
+    }
+    s
+}
+
+fn number(v: &toml::Value) -> Option<f64> {
+    match v {
+        toml::Value::Float(f) => Some(*f),
+        toml::Value::Integer(i) => Some(*i as f64),
+        _ => None,
+    }
+}
+
+/// Read a member's `parameters.toml` back into the flat parameter vector; the
+/// names must be exactly the calibration's parameters.
+pub fn read_parameters(path: &Path, prior: &Prior) -> Result<Vec<f64>, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = path.display().to_string();
+    let table: toml::Table = toml::from_str(&text).map_err(|e| InputError::Parse {
+        file: file.clone(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let invalid = |key: &str, message: String| InputError::Invalid {
+        file: file.clone(),
+        key: key.to_string(),
+        message,
+    };
+    let names: Vec<&str> = prior.parameters().iter().map(|p| p.name()).collect();
+    if let Some(extra) = table.keys().find(|k| !names.contains(&k.as_str())) {
+        return Err(invalid(
+            extra,
+            format!(
+                "is not a parameter of this calibration (its parameters: {})",
+                names.join(", ")
+            ),
+        ));
+    }
+    let mut theta = Vec::with_capacity(prior.dim());
+    for p in prior.parameters() {
+        let Some(v) = table.get(p.name()) else {
+            return Err(invalid(
+                p.name(),
+                format!(
+                    "missing (the calibration's parameters: {})",
+                    names.join(", ")
+                ),
+            ));
+        };
+        let vals: Vec<f64> = match v {
+            toml::Value::Array(a) => a
+                .iter()
+                .map(number)
+                .collect::<Option<_>>()
+                .ok_or_else(|| invalid(p.name(), "must be an array of numbers".into()))?,
+            other => {
+                vec![number(other).ok_or_else(|| invalid(p.name(), "must be a number".into()))?]
+            }
+        };
+        if vals.len() != p.size() {
+            return Err(invalid(
+                p.name(),
+                format!(
+                    "has {} values, the parameter has size {}",
+                    vals.len(),
+                    p.size()
+                ),
+            ));
+        }
+        theta.extend(vals);
+    }
+    Ok(theta)
+}
+
+/// The contents of an `output.toml`: `values = [...]`.
+pub fn output_toml(values: &[f64]) -> String {
+    let vals: Vec<String> = values.iter().map(|v| toml_float(*v)).collect();
+    format!("values = [{}]\n", vals.join(", "))
+}
+
+/// Why an output file is not usable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputProblem {
+    /// There is no output file.
+    Missing,
+    /// It cannot be read, is not TOML, or `values` is absent, not an array of
+    /// numbers, or of the wrong length: the file is malformed.
+    Malformed(String),
+    /// It is well formed but holds NaN or ±∞: the model failed.
+    NonFinite(String),
+}
+
+impl std::fmt::Display for OutputProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputProblem::Missing => write!(f, "{OUTPUT_FILE} was not written"),
+            OutputProblem::Malformed(m) | OutputProblem::NonFinite(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Read `values` from an `output.toml`, expecting `d` finite numbers. Other
+/// keys are allowed (and ignored): a model may write diagnostics there.
+pub fn read_output(path: &Path, d: usize) -> Result<Vec<f64>, OutputProblem> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(OutputProblem::Missing),
+        Err(e) => {
+            return Err(OutputProblem::Malformed(format!(
+                "{OUTPUT_FILE}: cannot read: {e}"
+            )));
+        }
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        OutputProblem::Malformed(format!(
+            "{OUTPUT_FILE}: not valid TOML: {}",
+            e.message().trim_end()
+        ))
+    })?;
+    let values = match table.get("values") {
+        None => {
+            return Err(OutputProblem::Malformed(format!(
+                "{OUTPUT_FILE}: `values` is missing"
+            )));
+        }
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .map(number)
+            .collect::<Option<Vec<f64>>>()
+            .ok_or_else(|| {
+                OutputProblem::Malformed(format!(
+                    "{OUTPUT_FILE}: `values` must be an array of numbers"
+                ))
+            })?,
+        Some(other) => {
+            return Err(OutputProblem::Malformed(format!(
+                "{OUTPUT_FILE}: `values` must be an array of numbers, not a {}",
+                other.type_str()
+            )));
+        }
+    };
+    if values.len() != d {
+        return Err(OutputProblem::Malformed(format!(
+            "{OUTPUT_FILE}: `values` has {} entries, the observations have {d}",
+            values.len()
+        )));
+    }
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(OutputProblem::NonFinite(format!(
+            "{OUTPUT_FILE}: `values[{i}]` is {v}"
+        )));
+    }
+    Ok(values)
+}
+
+/// Whether ekp's run of a member's model succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordStatus {
+    /// The model exited 0 and wrote a usable output.
+    Done,
+    /// It crashed, timed out, or wrote no or bad output.
+    Failed,
+}
+
+/// `status.toml`: what happened when ekp ran a member's model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRecord {
+    /// Done or failed.
+    pub status: RecordStatus,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether the failure is a malformed output file (rather than a model
+    /// that crashed, timed out or produced NaN).
+    #[serde(default)]
+    pub malformed: bool,
+    /// The process's exit code, if it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Where it ran.
+    pub host: String,
+}
+
+impl MemberRecord {
+    /// Write it to `dir/status.toml` (atomically).
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let text = toml::to_string(self)?;
+        crate::output::write_atomic(&dir.join(STATUS_FILE), text.as_bytes())
+    }
+
+    /// Read `dir/status.toml`: `None` if absent or unreadable.
+    pub fn read(dir: &Path) -> Option<Result<Self, String>> {
+        let path = dir.join(STATUS_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => return Some(Err(format!("{STATUS_FILE}: cannot read: {e}"))),
+        };
+        Some(toml::from_str(&text).map_err(|e| format!("{STATUS_FILE}: {}", e.message())))
+    }
+}
+
+/// This machine's name, for records and lock files.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// What a member of an evaluated iteration left.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberState {
+    /// Its outputs.
+    Done(Vec<f64>),
+    /// It failed: why, and whether the fault is a malformed output file.
+    Failed {
+        /// What went wrong.
+        reason: String,
+        /// The output file is malformed (wrong length, not TOML, ...), as
+        /// opposed to a model that crashed, timed out or wrote NaN.
+        malformed: bool,
+    },
+    /// Nothing yet: no output and no record of a run.
+    Missing,
+}
+
+/// Classify a member from its folder: ekp's record of the run (if the member
+/// ran through ekp) and its `output.toml`, expecting `d` values.
+///
+/// A run that ekp recorded as failed is failed whatever output it left (a
+/// model that exits non-zero has failed). Without a record (the model was run
+/// some other way), the output file decides.
+pub fn classify(dir: &Path, d: usize) -> MemberState {
+    let record = MemberRecord::read(dir);
+    if let Some(Ok(r)) = &record
+        && r.status == RecordStatus::Failed
+    {
+        return MemberState::Failed {
+            reason: r.reason.clone().unwrap_or_else(|| "failed".into()),
+            malformed: r.malformed,
+        };
+    }
+    match read_output(&dir.join(OUTPUT_FILE), d) {
+        Ok(v) => MemberState::Done(v),
+        Err(OutputProblem::Missing) if record.is_none() => MemberState::Missing,
+        Err(p @ OutputProblem::Missing) | Err(p @ OutputProblem::NonFinite(_)) => {
+            MemberState::Failed {
+                reason: p.to_string(),
+                malformed: false,
+            }
+        }
+        Err(p @ OutputProblem::Malformed(_)) => MemberState::Failed {
+            reason: p.to_string(),
+            malformed: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn names_are_padded_to_three_digits_or_wider() {
+        let l = Layout::new("d", 20, 5);
+        assert_eq!(l.member_name(1), "member_001");
+        assert_eq!(l.iteration_name(0), "iteration_000");
+        let l = Layout::new("d", 1000, 1200);
+        assert_eq!(l.member_name(7), "member_0007");
+        assert_eq!(l.iteration_name(12), "iteration_0012");
+        assert_eq!(l.member_name(1000), "member_1000");
+    }
+
+    #[test]
+    fn floats_round_trip_bit_for_bit() {
+        let vals = [0.1, 1.0 / 3.0, -2.5e-300, 6.02e23, 1e-10, 123456789.0, -0.0];
+        let s = output_toml(&vals);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("output.toml");
+        std::fs::write(&p, s).unwrap();
+        let back = read_output(&p, vals.len()).unwrap();
+        for (a, b) in vals.iter().zip(&back) {
+            assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn parameters_read_back_and_names_must_match() {
+        let prior = Prior::new(vec![
+            ekp_core::ParameterPrior::gaussian("k", 0.0, 1.0, 1).unwrap(),
+            ekp_core::ParameterPrior::gaussian("theta", 0.0, 1.0, 2).unwrap(),
+        ])
+        .unwrap();
+        let theta = [0.1, 2.0 / 3.0, -7.25];
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("parameters.toml");
+        std::fs::write(&p, parameters_toml(&prior, &theta, 0, 1)).unwrap();
+        assert_eq!(read_parameters(&p, &prior).unwrap(), theta.to_vec());
+        std::fs::write(&p, "k = 1.0\nthetta = [1.0, 2.0]\n").unwrap();
+        let err = read_parameters(&p, &prior).unwrap_err().to_string();
+        assert!(
+            err.contains("thetta") && err.contains("parameters.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_outputs_are_classified() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("output.toml");
+        assert_eq!(classify(dir.path(), 2), MemberState::Missing);
+        std::fs::write(&p, "values = [1.0, nan]").unwrap();
+        assert!(matches!(
+            classify(dir.path(), 2),
+            MemberState::Failed {
+                malformed: false,
+                ..
+            }
+        ));
+        std::fs::write(&p, "values = [1.0, 2.0, 3.0]").unwrap();
+        assert!(matches!(
+            classify(dir.path(), 2),
+            MemberState::Failed {
+                malformed: true,
+                ..
+            }
+        ));
+        std::fs::write(&p, "values = [1, 2.5]\nnote = \"ok\"").unwrap();
+        assert_eq!(classify(dir.path(), 2), MemberState::Done(vec![1.0, 2.5]));
+    }
+}
