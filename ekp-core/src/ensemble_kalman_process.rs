@@ -21,17 +21,26 @@ use serde::{Deserialize, Serialize};
 use crate::accelerator::{Accelerator, Momentum};
 use crate::error::EkpError;
 use crate::failure::{DEFAULT_NAN_TOLERANCE, FailurePolicy, ImputedValue, impute_over_nonfinite};
+use crate::inflation::Inflation;
 use crate::linalg::{column_mean, sample_covariance, sample_empirical_gaussian, select_columns};
 use crate::localization::Localizer;
 use crate::observation::Observation;
 use crate::observation_series::ObservationSeries;
 use crate::prior::Prior;
-use crate::process::{PriorBlock, Process, inversion, transform_inversion};
+use crate::process::{
+    PriorBlock, Process, UnscentedState, gauss_newton, inversion, sampler, transform_inversion,
+};
 use crate::scheduler::{Scheduler, Step};
 use crate::update_group::{UpdateGroup, minibatch_rows, validate_groups};
 
 /// Error metrics of one evaluated ensemble (EKP.jl's `compute_error!`), over
 /// the successful members.
+///
+/// `bayes_loss` and `crps` are absent (`None`) in states saved by versions
+/// that did not compute them. Differences from EKP.jl: `bayes_loss` takes the
+/// parameter mean of the ensemble that produced the outputs (EKP.jl: of the
+/// updated ensemble, after the update), and `crps` uses the plain sample
+/// statistics for every process (EKP.jl weights UKI's sigma points).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorMetrics {
     /// The data misfit at the ensemble mean: `(1/d) (y − ḡ)ᵀ Γ⁻¹ (y − ḡ)`.
@@ -40,14 +49,31 @@ pub struct ErrorMetrics {
     pub avg_rmse: f64,
     /// `(1/d) ‖y − ḡ‖²`.
     pub unweighted_loss: f64,
+    /// The Bayesian loss at the mean (EKP.jl's `compute_bayes_loss_at_mean`):
+    /// `(1/(d p)) [(y − ḡ)ᵀ Γ⁻¹ (y − ḡ) + (ū − m₀)ᵀ Σ₀⁻¹ (ū − m₀)]`, `ū` the
+    /// unconstrained parameter mean (UKI: the process's mean) of the members
+    /// that were run.
+    #[serde(default)]
+    pub bayes_loss: Option<f64>,
+    /// A Gaussian approximation of the continuous ranked probability score
+    /// (EKP.jl's `compute_crps`): with `A = (g − ḡ)/√(n−1) = U S Vᵀ` (rank
+    /// `r`), `w = S⁻¹ Uᵀ (y − ḡ)`,
+    /// `crps = (1/r) Σ_i s_i [w_i (2Φ(w_i) − 1) + 2φ(w_i) − 1/√π]`.
+    #[serde(default)]
+    pub crps: Option<f64>,
 }
 
 impl ErrorMetrics {
     /// The metrics of the outputs `g` (`d × n`, successful members only).
     pub fn compute(g: &DMatrix<f64>, obs: &Observation) -> Self {
+        Self::compute_with_mean(g, &column_mean(g), obs)
+    }
+
+    /// The metrics with the loss taken at the given output mean `ḡ` (UKI's
+    /// weighted mean) instead of the plain column mean.
+    pub fn compute_with_mean(g: &DMatrix<f64>, gbar: &DVector<f64>, obs: &Observation) -> Self {
         let d = obs.dim() as f64;
-        let gbar = column_mean(g);
-        let diff = obs.values() - &gbar;
+        let diff = obs.values() - gbar;
         let diff_m = DMatrix::from_column_slice(diff.len(), 1, diff.as_slice());
         let loss = obs.noise().weighted_norms_sq(&diff_m)[0] / d;
         let mut dev = g.clone();
@@ -60,8 +86,110 @@ impl ErrorMetrics {
             loss,
             avg_rmse,
             unweighted_loss: diff.norm_squared() / d,
+            bayes_loss: None,
+            crps: crps(g, gbar, obs.values()),
         }
     }
+
+    /// These metrics with the Bayesian loss for `d` data values, the
+    /// parameter mean `u_mean` and the (diagonal) prior `N(m₀, diag(σ₀²))`.
+    pub fn with_prior(
+        mut self,
+        d: usize,
+        u_mean: &DVector<f64>,
+        prior_mean: &DVector<f64>,
+        prior_var: &DVector<f64>,
+    ) -> Self {
+        let p = u_mean.len().max(1) as f64;
+        // (1/p) (ū − m₀)ᵀ Σ₀⁻¹ (ū − m₀), as EKP.jl's `prior_misfit_at_mean`.
+        let prior_misfit: f64 = u_mean
+            .iter()
+            .zip(prior_mean.iter())
+            .zip(prior_var.iter())
+            .map(|((u, m), v)| (u - m).powi(2) / v)
+            .sum::<f64>()
+            / p;
+        // `loss` already carries 1/d: (1/p) loss + (1/d) prior misfit.
+        self.bayes_loss = Some(self.loss / p + prior_misfit / d.max(1) as f64);
+        self
+    }
+}
+
+/// CRPS of the ensemble `g` (`d × n`) with mean `gbar` against `y`, through
+/// the `n × n` Gram matrix of the scaled anomalies (so `O(n² d)`); `None` with
+/// fewer than 2 members or a collapsed ensemble.
+fn crps(g: &DMatrix<f64>, gbar: &DVector<f64>, y: &DVector<f64>) -> Option<f64> {
+    let n = g.ncols();
+    if n < 2 {
+        return None;
+    }
+    let mut a = g.clone();
+    for mut col in a.column_iter_mut() {
+        col -= gbar;
+    }
+    a /= ((n - 1) as f64).sqrt();
+    let d = g.nrows();
+    let diff = y - gbar;
+    // The singular values s and w = S⁻¹ Uᵀ diff, through the smaller of the
+    // d × d covariance A Aᵀ and the n × n Gram matrix Aᵀ A.
+    let (sq, ws): (Vec<f64>, Vec<f64>) = if d <= n {
+        let eig = nalgebra::SymmetricEigen::new(&a * a.transpose());
+        let ud = eig.eigenvectors.transpose() * &diff;
+        eig.eigenvalues
+            .iter()
+            .zip(ud.iter())
+            .map(|(&l, &x)| (l, x))
+            .unzip()
+    } else {
+        let eig = nalgebra::SymmetricEigen::new(a.transpose() * &a);
+        let vd = eig.eigenvectors.transpose() * (a.transpose() * &diff);
+        // Uᵀ diff = S⁻¹ Vᵀ Aᵀ diff.
+        eig.eigenvalues
+            .iter()
+            .zip(vd.iter())
+            .map(|(&l, &x)| (l, x / l.max(f64::MIN_POSITIVE).sqrt()))
+            .unzip()
+    };
+    let smax = sq.iter().fold(0.0f64, |m, &l| m.max(l)).sqrt();
+    if !(smax > 0.0 && smax.is_finite()) {
+        return None;
+    }
+    // Rank tolerance: eigenvalues of a squared matrix carry rounding of
+    // order ε λ_max, so singular values below √(max(d, n) ε) s_max are zero.
+    let tol = smax * ((d.max(n) as f64) * f64::EPSILON).sqrt();
+    let mut total = 0.0;
+    let mut rank = 0usize;
+    for (&l, &ud) in sq.iter().zip(ws.iter()) {
+        let s = l.max(0.0).sqrt();
+        if s <= tol {
+            continue;
+        }
+        let w = ud / s;
+        let pdf = (-0.5 * w * w).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let cdf = 0.5 * erfc(-w / std::f64::consts::SQRT_2);
+        total += s * (w * (2.0 * cdf - 1.0) + 2.0 * pdf - 1.0 / std::f64::consts::PI.sqrt());
+        rank += 1;
+    }
+    (rank > 0).then(|| total / rank as f64)
+}
+
+/// The complementary error function (Numerical Recipes' Chebyshev fit,
+/// relative error < 1.2e-7: ample for a diagnostic score).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 { r } else { 2.0 - r }
 }
 
 /// What one call to [`EnsembleKalmanProcess::update`] did.
@@ -129,6 +257,12 @@ pub struct EnsembleKalmanProcess {
     failed: Vec<Vec<usize>>,
     imputed: Vec<Vec<ImputedValue>>,
     minibatches: Vec<Vec<usize>>,
+    /// The Gaussian of UKI/UTKI (`None` for the other processes).
+    #[serde(default)]
+    unscented: Option<UnscentedState>,
+    /// User inflation (replaces the process's default inflation).
+    #[serde(default)]
+    inflation: Option<Inflation>,
 }
 
 /// Builds an [`EnsembleKalmanProcess`], validating every setting. Options not
@@ -150,6 +284,7 @@ pub struct EkpBuilder {
     nan_tolerance: f64,
     update_groups: Vec<UpdateGroup>,
     initial: Option<DMatrix<f64>>,
+    inflation: Option<Inflation>,
 }
 
 impl EkpBuilder {
@@ -200,6 +335,13 @@ impl EkpBuilder {
         self
     }
 
+    /// Inflation after every update (default: none beyond the process's
+    /// own, see [`Inflation`]).
+    pub fn inflation(mut self, inflation: Inflation) -> Self {
+        self.inflation = Some(inflation);
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<EnsembleKalmanProcess, EkpError> {
         let scheduler = self
@@ -217,11 +359,43 @@ impl EkpBuilder {
         scheduler.validate().map_err(EkpError::InvalidSetting)?;
         localizer.validate().map_err(EkpError::InvalidSetting)?;
         accelerator.validate().map_err(EkpError::InvalidSetting)?;
-        if matches!(self.process, Process::TransformInversion(_)) && !localizer.is_none() {
+        if !self.process.supports_localization() && !localizer.is_none() {
             return Err(EkpError::InvalidSetting(format!(
-                "localization \"{}\" cannot be used with transform-inversion (as in EKP.jl); use \"none\"",
-                localizer.kind()
+                "localization \"{}\" cannot be used with {}; use \"none\"",
+                localizer.kind(),
+                self.process.kind()
             )));
+        }
+        if let Some(inflation) = &self.inflation {
+            inflation.validate().map_err(EkpError::InvalidSetting)?;
+        }
+        if let Some(settings) = self.process.unscented() {
+            settings.validate().map_err(EkpError::InvalidSetting)?;
+            if self.inflation.is_some() {
+                return Err(EkpError::InvalidSetting(format!(
+                    "inflation cannot be used with {}: its ensemble is a set of sigma points",
+                    self.process.kind()
+                )));
+            }
+            if !accelerator.is_none() {
+                return Err(EkpError::InvalidSetting(format!(
+                    "accelerator \"{}\" cannot be used with {}: its ensemble is a set of sigma points",
+                    accelerator.kind(),
+                    self.process.kind()
+                )));
+            }
+            if !self.update_groups.is_empty() {
+                return Err(EkpError::InvalidSetting(format!(
+                    "update groups are not supported with {} in this version",
+                    self.process.kind()
+                )));
+            }
+            if self.initial.is_some() {
+                return Err(EkpError::InvalidSetting(format!(
+                    "{} builds its own sigma-point ensemble from the prior: no initial ensemble can be given",
+                    self.process.kind()
+                )));
+            }
         }
         if !(0.0..=1.0).contains(&self.nan_tolerance) {
             return Err(EkpError::InvalidSetting(format!(
@@ -251,8 +425,20 @@ impl EkpBuilder {
             validate_groups(&self.update_groups, p, dims[0]).map_err(EkpError::InvalidSetting)?;
         }
         let mut rng = ChaCha20Rng::seed_from_u64(self.seed);
-        let u0 = match self.initial {
-            Some(u) => {
+        let mut unscented = None;
+        let u0 = match (self.initial, self.process.unscented()) {
+            (_, Some(settings)) => {
+                let mut state = UnscentedState::new(
+                    settings,
+                    self.prior.mean(),
+                    self.prior.std().map(|s| s * s),
+                );
+                // EKP.jl: the initial ensemble is the prediction with Δt = 0.
+                let u0 = state.predict(settings, 0.0);
+                unscented = Some(state);
+                u0
+            }
+            (Some(u), None) => {
                 if u.nrows() != p || u.ncols() < 2 {
                     return Err(EkpError::InitialEnsembleShape {
                         rows: u.nrows(),
@@ -262,7 +448,7 @@ impl EkpBuilder {
                 }
                 u
             }
-            None => {
+            (None, None) => {
                 if self.ensemble_size < 2 {
                     return Err(EkpError::EnsembleSize {
                         members: self.ensemble_size,
@@ -293,6 +479,8 @@ impl EkpBuilder {
             failed: Vec::new(),
             imputed: Vec::new(),
             minibatches: Vec::new(),
+            unscented,
+            inflation: self.inflation,
         })
     }
 }
@@ -318,6 +506,7 @@ impl EnsembleKalmanProcess {
             nan_tolerance: DEFAULT_NAN_TOLERANCE,
             update_groups: Vec::new(),
             initial: None,
+            inflation: None,
         }
     }
 
@@ -358,6 +547,10 @@ impl EnsembleKalmanProcess {
     pub fn accelerator(&self) -> &Accelerator {
         &self.accelerator
     }
+    /// The user inflation (`None`: only the process's own).
+    pub fn inflation(&self) -> Option<&Inflation> {
+        self.inflation.as_ref()
+    }
     /// The accelerator's state (`None` without an accelerator).
     pub fn momentum(&self) -> Option<&Momentum> {
         self.momentum.as_ref()
@@ -371,8 +564,17 @@ impl EnsembleKalmanProcess {
     pub fn perturbs_observations(&self) -> bool {
         match &self.process {
             Process::Inversion(s) => s.perturb_observations && self.accelerator.is_none(),
-            Process::TransformInversion(_) => false,
+            Process::GaussNewton(s) => s.perturb_observations && self.accelerator.is_none(),
+            Process::TransformInversion(_)
+            | Process::Sampler(_)
+            | Process::Unscented(_)
+            | Process::TransformUnscented(_) => false,
         }
+    }
+    /// The Gaussian of UKI/UTKI: mean and covariance history (`None` for the
+    /// other processes).
+    pub fn unscented_state(&self) -> Option<&UnscentedState> {
+        self.unscented.as_ref()
     }
     /// Number of members `N`.
     pub fn ensemble_size(&self) -> usize {
@@ -392,13 +594,21 @@ impl EnsembleKalmanProcess {
     pub fn constrained_ensemble(&self) -> DMatrix<f64> {
         self.prior.to_constrained_matrix(self.ensemble())
     }
-    /// Mean of the current unconstrained ensemble.
+    /// Mean of the current unconstrained ensemble; for UKI/UTKI the process's
+    /// own mean `m_n` (EKP.jl's `get_u_mean_final`).
     pub fn unconstrained_mean(&self) -> DVector<f64> {
-        column_mean(self.ensemble())
+        match &self.unscented {
+            Some(state) => state.mean(),
+            None => column_mean(self.ensemble()),
+        }
     }
-    /// Sample covariance (`1/(N−1)`) of the current unconstrained ensemble.
+    /// Sample covariance (`1/(N−1)`) of the current unconstrained ensemble;
+    /// for UKI/UTKI the process's own covariance `C_n`.
     pub fn unconstrained_covariance(&self) -> DMatrix<f64> {
-        sample_covariance(self.ensemble())
+        match &self.unscented {
+            Some(state) => state.cov().clone(),
+            None => sample_covariance(self.ensemble()),
+        }
     }
     /// The constrained transform of the unconstrained mean (EKP.jl's
     /// `get_ϕ_mean_final`).
@@ -455,12 +665,30 @@ impl EnsembleKalmanProcess {
         }
         let imputation = impute_over_nonfinite(g_all, self.nan_tolerance, all.values());
         let ok = imputation.successful();
-        let metrics = ErrorMetrics::compute(&select_columns(&imputation.outputs, &ok), &all);
+        let metrics = ErrorMetrics::compute(&select_columns(&imputation.outputs, &ok), &all)
+            .with_prior(
+                all.dim(),
+                &self.run_mean(&ok),
+                &self.prior.mean(),
+                &self.prior.std().map(|s| s * s),
+            );
         Ok(Assessment {
             failed: imputation.failed,
             imputed: imputation.imputed,
             metrics,
         })
+    }
+
+    /// The parameter mean of the current members `ok` (for the Bayesian loss):
+    /// the process's own mean for UKI/UTKI.
+    fn run_mean(&self, ok: &[usize]) -> DVector<f64> {
+        match &self.unscented {
+            Some(state) => state.mean(),
+            None if ok.iter().all(|&j| j < self.ensemble_size()) && !ok.is_empty() => {
+                column_mean(&select_columns(self.ensemble(), ok))
+            }
+            None => column_mean(self.ensemble()),
+        }
     }
 
     /// True when the scheduler will make no further update: there is no need to
@@ -557,73 +785,111 @@ impl EnsembleKalmanProcess {
             return Err(EkpError::InvalidDt { dt });
         }
 
-        // Work on copies of the RNG and the momentum: they are committed only
-        // if the update succeeds.
+        // Work on copies of the RNG, the momentum and the unscented state:
+        // they are committed only if the update succeeds.
         let mut rng = self.rng.clone();
-        let u = self.ensemble();
-        let p = u.nrows();
+        let mut momentum = self.momentum.clone();
+        let mut new_unscented = None;
         let prior_mean = self.prior.mean();
         let prior_var = self.prior.std().map(|s| s * s);
-        let step = GroupStep {
-            process: &self.process,
-            localizer: &self.localizer,
-            perturb: self.perturbs_observations(),
-            dt,
-            successful: &successful,
-            failed: &failed,
-        };
-        let mut new_u = if self.update_groups.is_empty() {
-            let prior_block = self.process.impose_prior().then_some(PriorBlock {
-                mean: &prior_mean,
-                variances: &prior_var,
-            });
-            step.run(u, &g, obs, prior_block, &mut rng)?
+        let (new_u, metrics) = if let Some(settings) = self.process.unscented() {
+            let transform = matches!(self.process, Process::TransformUnscented(_));
+            let mut state = self.unscented.clone().ok_or_else(|| {
+                EkpError::InvalidSetting(format!(
+                    "the {} process has no unscented state (built without the builder?)",
+                    self.process.kind()
+                ))
+            })?;
+            let (sigma, g_mean) = state.update(
+                settings,
+                transform,
+                self.ensemble(),
+                &g,
+                &successful,
+                obs,
+                dt,
+            )?;
+            new_unscented = Some(state);
+            // EKP.jl's loss of UKI is at the weighted output mean.
+            let metrics = ErrorMetrics::compute_with_mean(&g_ok, &g_mean, obs).with_prior(
+                d,
+                &self.run_mean(&successful),
+                &prior_mean,
+                &prior_var,
+            );
+            (sigma, metrics)
         } else {
-            let count = self.observations.current_minibatch().len();
-            let obs_dim = d / count.max(1);
-            let mut new_u = DMatrix::zeros(p, n);
-            for group in &self.update_groups {
-                let rows = minibatch_rows(group, count, obs_dim);
-                let u_g = u.select_rows(group.parameters.iter());
-                let g_g = g.select_rows(rows.iter());
-                let obs_g = Observation::new(
-                    obs.values().select_rows(rows.iter()),
-                    obs.noise().restrict(&rows)?,
-                )?;
-                let mean_g = prior_mean.select_rows(group.parameters.iter());
-                let var_g = prior_var.select_rows(group.parameters.iter());
-                let prior_block = self.process.impose_prior().then_some(PriorBlock {
-                    mean: &mean_g,
-                    variances: &var_g,
+            // Work on copies of the RNG and the momentum: they are committed only
+            // if the update succeeds.
+            let u = self.ensemble();
+            let p = u.nrows();
+            let step = GroupStep {
+                process: &self.process,
+                localizer: &self.localizer,
+                perturb: self.perturbs_observations(),
+                dt,
+                successful: &successful,
+                failed: &failed,
+            };
+            let mut new_u = if self.update_groups.is_empty() {
+                let prior_block = self.process.uses_prior_block().then_some(PriorBlock {
+                    mean: &prior_mean,
+                    variances: &prior_var,
                 });
-                let updated = step.run(&u_g, &g_g, &obs_g, prior_block, &mut rng)?;
-                for (k, &i) in group.parameters.iter().enumerate() {
-                    new_u.set_row(i, &updated.row(k));
+                step.run(u, &g, obs, prior_block, &mut rng)?
+            } else {
+                let count = self.observations.current_minibatch().len();
+                let obs_dim = d / count.max(1);
+                let mut new_u = DMatrix::zeros(p, n);
+                for group in &self.update_groups {
+                    let rows = minibatch_rows(group, count, obs_dim);
+                    let u_g = u.select_rows(group.parameters.iter());
+                    let g_g = g.select_rows(rows.iter());
+                    let obs_g = Observation::new(
+                        obs.values().select_rows(rows.iter()),
+                        obs.noise().restrict(&rows)?,
+                    )?;
+                    let mean_g = prior_mean.select_rows(group.parameters.iter());
+                    let var_g = prior_var.select_rows(group.parameters.iter());
+                    let prior_block = self.process.uses_prior_block().then_some(PriorBlock {
+                        mean: &mean_g,
+                        variances: &var_g,
+                    });
+                    let updated = step.run(&u_g, &g_g, &obs_g, prior_block, &mut rng)?;
+                    for (k, &i) in group.parameters.iter().enumerate() {
+                        new_u.set_row(i, &updated.row(k));
+                    }
+                }
+                new_u
+            };
+
+            if let Some(m) = momentum.as_mut() {
+                new_u = m.accelerate(&self.accelerator, new_u, self.dt.len());
+            }
+
+            let s = self.process.multiplicative_inflation();
+            if let Some(inflation) = &self.inflation {
+                inflation.apply(&mut new_u, dt, &prior_var, &mut rng)?;
+            } else if s > 0.0 {
+                let s_eff = s * (1.0f64).min(1.0 / dt);
+                if s_eff * dt >= 1.0 {
+                    return Err(EkpError::InflationUnstable { s: s_eff, dt });
+                }
+                let factor = (1.0 / (1.0 - s_eff * dt)).sqrt();
+                let mean = column_mean(&new_u);
+                for mut col in new_u.column_iter_mut() {
+                    let dev = &col - &mean;
+                    col.copy_from(&(&mean + dev * factor));
                 }
             }
-            new_u
+            let metrics = ErrorMetrics::compute(&g_ok, obs).with_prior(
+                d,
+                &self.run_mean(&successful),
+                &prior_mean,
+                &prior_var,
+            );
+            (new_u, metrics)
         };
-
-        let mut momentum = self.momentum.clone();
-        if let Some(m) = momentum.as_mut() {
-            new_u = m.accelerate(&self.accelerator, new_u, self.dt.len());
-        }
-
-        let s = self.process.multiplicative_inflation();
-        if s > 0.0 {
-            let s_eff = s * (1.0f64).min(1.0 / dt);
-            if s_eff * dt >= 1.0 {
-                return Err(EkpError::InflationUnstable { s: s_eff, dt });
-            }
-            let factor = (1.0 / (1.0 - s_eff * dt)).sqrt();
-            let mean = column_mean(&new_u);
-            for mut col in new_u.column_iter_mut() {
-                let dev = &col - &mean;
-                col.copy_from(&(&mean + dev * factor));
-            }
-        }
-
-        let metrics = ErrorMetrics::compute(&g_ok, obs);
         let minibatch = self.observations.current_minibatch().to_vec();
         let stored = match all {
             None => g,
@@ -637,6 +903,9 @@ impl EnsembleKalmanProcess {
         };
         self.rng = rng;
         self.momentum = momentum;
+        if new_unscented.is_some() {
+            self.unscented = new_unscented;
+        }
         self.u.push(new_u);
         self.g.push(stored);
         self.dt.push(dt);
@@ -707,6 +976,43 @@ impl GroupStep<'_> {
             }
             Process::TransformInversion(_) => {
                 transform_inversion::update(&u_ok, &g_ok, obs, self.dt, prior_block)?
+            }
+            Process::GaussNewton(_) => {
+                // GNKI perturbs with N(0, 2Γ/Δt) (EKP.jl).
+                let y_all = if self.perturb {
+                    let mut noise = obs.noise().sample(rng, n, 2.0 / self.dt);
+                    for mut col in noise.column_iter_mut() {
+                        col += obs.values();
+                    }
+                    noise
+                } else {
+                    DMatrix::from_fn(d, n, |i, _| obs.values()[i])
+                };
+                let y_ok = select_columns(&y_all, self.successful);
+                let pb = prior_block.ok_or(EkpError::InvalidSetting(
+                    "gauss-newton needs the prior".to_string(),
+                ))?;
+                gauss_newton::update(
+                    &u_ok,
+                    &g_ok,
+                    &y_ok,
+                    obs.noise(),
+                    self.dt,
+                    pb,
+                    self.localizer,
+                    rng,
+                )?
+            }
+            Process::Sampler(settings) => {
+                let pb = prior_block.ok_or(EkpError::InvalidSetting(
+                    "the sampler needs the prior".to_string(),
+                ))?;
+                sampler::update(settings, &u_ok, &g_ok, obs, self.dt, pb, rng)?
+            }
+            Process::Unscented(_) | Process::TransformUnscented(_) => {
+                return Err(EkpError::InvalidSetting(
+                    "unscented processes are updated as a whole, not by groups".to_string(),
+                ));
             }
         };
         let mut out = DMatrix::zeros(p, n);

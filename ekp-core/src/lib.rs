@@ -144,6 +144,7 @@ pub mod constraint;
 pub mod ensemble_kalman_process;
 pub mod error;
 pub mod failure;
+pub mod inflation;
 pub mod linalg;
 pub mod localization;
 pub mod model;
@@ -163,11 +164,15 @@ pub use ensemble_kalman_process::{
 };
 pub use error::EkpError;
 pub use failure::{FailurePolicy, ImputedValue};
+pub use inflation::Inflation;
 pub use localization::Localizer;
 pub use model::{ForwardModel, ModelError};
 pub use observation::{NoiseCovariance, Observation, ObservationError};
 pub use observation_series::{MinibatchPosition, Minibatcher, ObservationSeries, Remainder};
 pub use prior::{ParameterPrior, Prior, PriorError};
-pub use process::{Inversion, Process, TransformInversion};
+pub use process::{
+    GaussNewton, Inversion, Process, Sampler, SamplerType, SigmaPoints, TransformInversion,
+    Unscented, UnscentedState,
+};
 pub use scheduler::{OnTerminate, Scheduler};
 pub use update_group::UpdateGroup;

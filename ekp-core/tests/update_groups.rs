@@ -59,6 +59,7 @@ fn deterministic(process: &Process) -> Process {
         Process::TransformInversion(_) => {
             Process::TransformInversion(TransformInversion::new(true))
         }
+        other => other.clone(),
     }
 }
 

@@ -3,8 +3,11 @@
 //! Each algorithm is a pure function from the current ensemble `u` (`p × n`),
 //! its outputs `g` (`d × n`), the data and the step `Δt` to the new ensemble.
 
+pub mod gauss_newton;
 pub mod inversion;
+pub mod sampler;
 pub mod transform_inversion;
+pub mod unscented;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +16,11 @@ use crate::failure::FailurePolicy;
 use crate::localization::Localizer;
 use crate::scheduler::Scheduler;
 
+pub use gauss_newton::GaussNewton;
 pub use inversion::Inversion;
+pub use sampler::{Sampler, SamplerType};
 pub use transform_inversion::TransformInversion;
+pub use unscented::{SigmaPoints, Unscented, UnscentedState};
 
 /// Which algorithm updates the ensemble. Matched exhaustively everywhere.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,6 +30,14 @@ pub enum Process {
     Inversion(Inversion),
     /// Ensemble transform Kalman inversion (ETKI).
     TransformInversion(TransformInversion),
+    /// The ensemble Kalman sampler (EKS) or ALDI.
+    Sampler(Sampler),
+    /// Unscented Kalman inversion (UKI): `2p + 1` or `p + 2` sigma points.
+    Unscented(Unscented),
+    /// Unscented transform Kalman inversion (UTKI): UKI's Woodbury form.
+    TransformUnscented(Unscented),
+    /// Gauss–Newton Kalman inversion (GNKI).
+    GaussNewton(GaussNewton),
 }
 
 impl Process {
@@ -32,6 +46,10 @@ impl Process {
         match self {
             Process::Inversion(_) => "inversion",
             Process::TransformInversion(_) => "transform-inversion",
+            Process::Sampler(_) => "sampler",
+            Process::Unscented(_) => "unscented",
+            Process::TransformUnscented(_) => "transform-unscented",
+            Process::GaussNewton(_) => "gauss-newton",
         }
     }
 
@@ -40,40 +58,89 @@ impl Process {
         match self {
             Process::Inversion(p) => p.impose_prior,
             Process::TransformInversion(p) => p.impose_prior,
+            Process::Sampler(_) | Process::GaussNewton(_) => false,
+            Process::Unscented(p) | Process::TransformUnscented(p) => p.impose_prior,
         }
+    }
+
+    /// Whether the update takes the prior's mean and variances: with
+    /// `impose_prior`, and always for the sampler.
+    pub fn uses_prior_block(&self) -> bool {
+        self.impose_prior() || matches!(self, Process::Sampler(_) | Process::GaussNewton(_))
+    }
+
+    /// The unscented settings of UKI/UTKI (`None` for the other processes).
+    pub fn unscented(&self) -> Option<&Unscented> {
+        match self {
+            Process::Unscented(p) | Process::TransformUnscented(p) => Some(p),
+            Process::Inversion(_)
+            | Process::TransformInversion(_)
+            | Process::Sampler(_)
+            | Process::GaussNewton(_) => None,
+        }
+    }
+
+    /// The ensemble size the process fixes itself for `p` parameters (UKI,
+    /// UTKI: `2p + 1` or `p + 2`), `None` where it is chosen freely.
+    pub fn derived_ensemble_size(&self, p: usize) -> Option<usize> {
+        self.unscented().map(|u| u.ensemble_size(p))
     }
 
     /// EKP.jl's default scheduler for this process (`default_options_dict`):
-    /// data-misfit with `terminate_at = 1` for both.
+    /// data-misfit with `terminate_at = 1`, `eks-stable` for the sampler,
+    /// fixed `Δt = 1` for GNKI.
     pub fn default_scheduler(&self) -> Scheduler {
         match self {
-            Process::Inversion(_) | Process::TransformInversion(_) => Scheduler::data_misfit(1.0),
+            Process::Inversion(_)
+            | Process::TransformInversion(_)
+            | Process::Unscented(_)
+            | Process::TransformUnscented(_) => Scheduler::data_misfit(1.0),
+            Process::Sampler(_) => Scheduler::eks_stable(),
+            Process::GaussNewton(_) => Scheduler::Fixed { dt: 1.0 },
         }
     }
 
-    /// EKP.jl's default localizer: `sec-nice` for EKI, none for ETKI (which
-    /// cannot be localized).
+    /// EKP.jl's default localizer: `sec-nice` for EKI and GNKI, none for the
+    /// others (here only EKI and GNKI can be localized).
     pub fn default_localizer(&self) -> Localizer {
         match self {
-            Process::Inversion(_) => Localizer::sec_nice(),
-            Process::TransformInversion(_) => Localizer::None,
+            Process::Inversion(_) | Process::GaussNewton(_) => Localizer::sec_nice(),
+            Process::TransformInversion(_)
+            | Process::Sampler(_)
+            | Process::Unscented(_)
+            | Process::TransformUnscented(_) => Localizer::None,
         }
     }
 
-    /// EKP.jl's default failure handling: `sample-success-gauss` for both.
+    /// Whether a localizer other than `none` may be used (EKI only).
+    pub fn supports_localization(&self) -> bool {
+        matches!(self, Process::Inversion(_) | Process::GaussNewton(_))
+    }
+
+    /// EKP.jl's default failure handling: `sample-success-gauss`, `ignore`
+    /// (failures are an error) for the sampler. For UKI/UTKI
+    /// `sample-success-gauss` means EKP.jl's reweighting of the successful
+    /// sigma points.
     pub fn default_failure_policy(&self) -> FailurePolicy {
         match self {
-            Process::Inversion(_) | Process::TransformInversion(_) => {
-                FailurePolicy::SampleSuccessGauss
-            }
+            Process::Inversion(_)
+            | Process::TransformInversion(_)
+            | Process::Unscented(_)
+            | Process::TransformUnscented(_)
+            | Process::GaussNewton(_) => FailurePolicy::SampleSuccessGauss,
+            Process::Sampler(_) => FailurePolicy::Ignore,
         }
     }
 
-    /// EKP.jl's default accelerator: `nesterov` for EKI, none for ETKI.
+    /// EKP.jl's default accelerator: `nesterov` for EKI and GNKI, none for
+    /// the others.
     pub fn default_accelerator(&self) -> Accelerator {
         match self {
-            Process::Inversion(_) => Accelerator::Nesterov,
-            Process::TransformInversion(_) => Accelerator::None,
+            Process::Inversion(_) | Process::GaussNewton(_) => Accelerator::Nesterov,
+            Process::TransformInversion(_)
+            | Process::Sampler(_)
+            | Process::Unscented(_)
+            | Process::TransformUnscented(_) => Accelerator::None,
         }
     }
 
@@ -84,6 +151,10 @@ impl Process {
         match self {
             Process::Inversion(p) => p.multiplicative_inflation,
             Process::TransformInversion(p) => p.multiplicative_inflation,
+            Process::Sampler(_)
+            | Process::Unscented(_)
+            | Process::TransformUnscented(_)
+            | Process::GaussNewton(_) => 0.0,
         }
     }
 }
