@@ -11,6 +11,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "ekp-cli", version, about, long_about)]
 pub struct Cli {
+    /// More log messages on stderr: -v info, -vv debug, -vvv trace
+    /// (`RUST_LOG` overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Quiet: errors only on stderr (wins over -v), and for `run` no
+    /// progress bar and no table (only the summary).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -25,7 +33,8 @@ pub enum Command {
     /// Lorenz 96 example (calibrate F and A from windowed variances; truth
     /// F = 8, A = 2.5). Prints a table per iteration and a summary, and writes
     /// result.toml, observations.toml, history.csv, ensembles.csv, outputs.csv,
-    /// final_ensemble.csv, state.toml and config.toml into the output folder.
+    /// final_ensemble.csv, state.toml and config.toml into the output folder,
+    /// and the plots (plots/*.svg, plots/*.png) and report.html.
     Run(RunArgs),
     /// Show each parameter's prior: unconstrained mean/std, and constrained
     /// mean/std and 5–95 % quantiles.
@@ -53,6 +62,13 @@ pub enum Command {
     /// adapter, its backend and device type, so a software adapter is never
     /// mistaken for a GPU.
     Bench(crate::bench::BenchArgs),
+    /// Draw the plots (DIR/plots/*.svg, *.png) and write DIR/report.html for
+    /// a run folder: a finished `run`, or a file-workflow or SLURM
+    /// calibration, complete or in progress.
+    Plot(PlotArgs),
+    /// Print a complete, commented calibration file with every key and its
+    /// default (`--example`), for `--process KIND` (default inversion).
+    Config(ConfigArgs),
 }
 
 /// Where the ensemble runs.
@@ -87,9 +103,10 @@ pub struct RunArgs {
     /// not depend on it.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// No progress bar and no table: only the summary.
-    #[arg(short, long)]
-    pub quiet: bool,
+    /// Print the summary as one JSON object on stdout (for scripts), and
+    /// nothing else there: no progress bar, no table.
+    #[arg(long)]
+    pub json: bool,
     /// GPU precision for `--backend gpu` (default f32; f64 needs an adapter
     /// with SHADER_F64).
     #[arg(long, value_enum)]
@@ -111,4 +128,31 @@ pub struct PriorArgs {
     /// The calibration file (TOML). Default: the embedded Lorenz 96 example.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Show the priors of an EnsembleKalmanProcesses.jl parameter file
+    /// instead (tables with `prior` and `constraint` strings).
+    #[arg(long, value_name = "FILE")]
+    pub ekp_toml: Option<PathBuf>,
+}
+
+/// Arguments of `plot`.
+#[derive(Debug, clap::Args)]
+pub struct PlotArgs {
+    /// The run folder (holds state.toml).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Which image formats to write (report.html always inlines the SVGs).
+    #[arg(long, value_enum, default_value_t = crate::plot::Format::Both)]
+    pub format: crate::plot::Format,
+}
+
+/// Arguments of `config`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Print an example calibration file (every key, with its default).
+    #[arg(long)]
+    pub example: bool,
+    /// The process of the example: inversion, transform-inversion, sampler,
+    /// unscented, transform-unscented.
+    #[arg(long, value_name = "KIND")]
+    pub process: Option<String>,
 }

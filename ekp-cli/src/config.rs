@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ekp_core::{
-    Accelerator, EkpBuilder, EkpError, EnsembleKalmanProcess, FailurePolicy, Inversion, Localizer,
-    Minibatcher, NoiseCovariance, Observation, ObservationSeries, ParameterPrior, Prior, Process,
-    Remainder, Scheduler, TransformInversion, UpdateGroup,
+    Accelerator, EkpBuilder, EkpError, EnsembleKalmanProcess, FailurePolicy, GaussNewton,
+    Inversion, Localizer, Minibatcher, NoiseCovariance, Observation, ObservationSeries,
+    ParameterPrior, Prior, Process, Remainder, Sampler, SamplerType, Scheduler, SigmaPoints,
+    TransformInversion, Unscented, UpdateGroup,
 };
 use ekp_models::{Lorenz96Config, SinusoidConfig};
 use nalgebra::{DMatrix, DVector};
@@ -32,8 +33,18 @@ struct RawConfig {
     process: RawProcess,
     #[serde(default)]
     parameters: Vec<RawParameter>,
+    parameters_from: Option<RawParametersFrom>,
     observations: RawObservations,
     model: toml::Table,
+}
+
+/// `parameters_from = { ekp_toml = "FILE" }`: the parameters of an EKP.jl
+/// parameter file (see [`crate::ekpjl_toml`]); a relative path is relative
+/// to the calibration file's folder.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParametersFrom {
+    ekp_toml: String,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +69,11 @@ struct RawProcess {
     impose_prior: Option<bool>,
     perturb_observations: Option<bool>,
     multiplicative_inflation: Option<f64>,
+    sampler_type: Option<SamplerType>,
+    alpha_reg: Option<f64>,
+    update_freq: Option<usize>,
+    sigma_points: Option<SigmaPoints>,
+    modified_unscented_transform: Option<bool>,
     scheduler: Option<Scheduler>,
     localization: Option<Localizer>,
     failure: Option<FailurePolicy>,
@@ -265,12 +281,33 @@ impl Calibration {
 
     /// Parse and validate calibration TOML; `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, InputError> {
+        let base = Path::new(source)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."))
+            .to_path_buf();
+        Self::parse_with_base(text, source, &base)
+    }
+
+    /// [`Calibration::parse`], with relative paths in the file (such as
+    /// `parameters_from.ekp_toml`) resolved against `base`.
+    pub fn parse_with_base(text: &str, source: &str, base: &Path) -> Result<Self, InputError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| InputError::Parse {
             file: source.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
         let ctx = Ctx { file: source };
-        let prior = ctx.prior(&raw.parameters)?;
+        let prior = match &raw.parameters_from {
+            None => ctx.prior(&raw.parameters)?,
+            Some(_) if !raw.parameters.is_empty() => {
+                return Err(ctx.invalid(
+                    "parameters_from",
+                    "give either [[parameters]] or `parameters_from`, not both",
+                ));
+            }
+            Some(from) => crate::ekpjl_toml::prior_from_file(&base.join(&from.ekp_toml))
+                .map_err(|e| ctx.invalid("parameters_from.ekp_toml", e.to_string()))?,
+        };
         let (process, ensemble_size) = ctx.process(&raw.process, &prior)?;
         let options = ctx.options(&raw.process, &process, &prior)?;
         let iterations = raw.process.iterations.unwrap_or(5);
@@ -417,24 +454,131 @@ impl Ctx<'_> {
                 }
                 Process::TransformInversion(settings)
             }
-            other => {
-                let name = match other {
-                    ProcessKind::Sampler => "sampler",
-                    ProcessKind::Unscented => "unscented",
-                    ProcessKind::TransformUnscented => "transform-unscented",
-                    ProcessKind::GaussNewton => "gauss-newton",
-                    ProcessKind::SparseInversion => "sparse-inversion",
-                    ProcessKind::Inversion | ProcessKind::TransformInversion => "",
-                };
+            ProcessKind::Sampler => {
+                if raw.impose_prior.is_some() {
+                    return Err(self.invalid(
+                        "process.impose_prior",
+                        "the sampler always uses the prior; remove the key",
+                    ));
+                }
+                Process::Sampler(Sampler {
+                    sampler_type: raw.sampler_type.unwrap_or_default(),
+                })
+            }
+            ProcessKind::Unscented | ProcessKind::TransformUnscented => {
+                let mut settings = Unscented::new(impose_prior);
+                if let Some(a) = raw.alpha_reg {
+                    settings.alpha_reg = a;
+                }
+                if let Some(f) = raw.update_freq {
+                    settings.update_freq = f;
+                }
+                if let Some(sp) = raw.sigma_points {
+                    settings.sigma_points = sp;
+                }
+                if let Some(m) = raw.modified_unscented_transform {
+                    settings.modified_unscented_transform = m;
+                }
+                settings
+                    .validate()
+                    .map_err(|m| self.invalid("process", m))?;
+                if raw.ensemble_size.is_some() {
+                    return Err(self.invalid(
+                        "process.ensemble_size",
+                        format!(
+                            "{} derives its ensemble from the {} parameters ({} sigma points, \
+                             `sigma_points = \"{}\"`); remove the key",
+                            match raw.kind {
+                                ProcessKind::Unscented => "unscented",
+                                _ => "transform-unscented",
+                            },
+                            prior.dim(),
+                            settings.ensemble_size(prior.dim()),
+                            settings.sigma_points.name()
+                        ),
+                    ));
+                }
+                if raw.kind == ProcessKind::Unscented {
+                    Process::Unscented(settings)
+                } else {
+                    Process::TransformUnscented(settings)
+                }
+            }
+            ProcessKind::GaussNewton => {
+                if raw.impose_prior.is_some() {
+                    return Err(self.invalid(
+                        "process.impose_prior",
+                        "gauss-newton always uses the prior; remove the key",
+                    ));
+                }
+                let mut settings = GaussNewton::default();
+                if let Some(p) = raw.perturb_observations {
+                    settings.perturb_observations = p;
+                }
+                Process::GaussNewton(settings)
+            }
+            ProcessKind::SparseInversion => {
                 return Err(self.invalid(
                     "process.kind",
-                    format!(
-                        "\"{name}\" is not available in this version of ekp; \
-                         available: \"inversion\", \"transform-inversion\""
-                    ),
+                    "\"sparse-inversion\" is not available in this version of ekp; \
+                     available: \"inversion\", \"transform-inversion\", \"sampler\", \
+                     \"unscented\", \"transform-unscented\", \"gauss-newton\"",
                 ));
             }
         };
+        // Keys that belong to other processes are errors, not silently ignored.
+        let foreign: [(&str, bool, bool); 6] = [
+            (
+                "perturb_observations",
+                raw.perturb_observations.is_some(),
+                matches!(raw.kind, ProcessKind::Inversion | ProcessKind::GaussNewton),
+            ),
+            (
+                "multiplicative_inflation",
+                raw.multiplicative_inflation.is_some(),
+                matches!(
+                    raw.kind,
+                    ProcessKind::Inversion | ProcessKind::TransformInversion
+                ),
+            ),
+            (
+                "sampler_type",
+                raw.sampler_type.is_some(),
+                raw.kind == ProcessKind::Sampler,
+            ),
+            (
+                "alpha_reg",
+                raw.alpha_reg.is_some(),
+                matches!(
+                    raw.kind,
+                    ProcessKind::Unscented | ProcessKind::TransformUnscented
+                ),
+            ),
+            (
+                "update_freq",
+                raw.update_freq.is_some(),
+                matches!(
+                    raw.kind,
+                    ProcessKind::Unscented | ProcessKind::TransformUnscented
+                ),
+            ),
+            (
+                "sigma_points",
+                raw.sigma_points.is_some() || raw.modified_unscented_transform.is_some(),
+                matches!(
+                    raw.kind,
+                    ProcessKind::Unscented | ProcessKind::TransformUnscented
+                ),
+            ),
+        ];
+        for (key, given, applies) in foreign {
+            if given && !applies {
+                return Err(self.invalid(
+                    format!("process.{key}"),
+                    format!("does not apply to process kind \"{}\"", process.kind()),
+                ));
+            }
+        }
         if let Some(s) = raw.multiplicative_inflation
             && !(s.is_finite() && s >= 0.0)
         {
@@ -443,7 +587,9 @@ impl Ctx<'_> {
                 format!("must be ≥ 0 and finite, got {s}"),
             ));
         }
-        let n = raw.ensemble_size.unwrap_or(20);
+        let n = process
+            .derived_ensemble_size(prior.dim())
+            .unwrap_or_else(|| raw.ensemble_size.unwrap_or(20));
         if n < 2 {
             return Err(self.invalid(
                 "process.ensemble_size",
@@ -453,7 +599,6 @@ impl Ctx<'_> {
         if raw.iterations == Some(0) {
             return Err(self.invalid("process.iterations", "must be at least 1"));
         }
-        let _ = prior;
         Ok((process, n))
     }
 
@@ -481,12 +626,13 @@ impl Ctx<'_> {
         localizer
             .validate()
             .map_err(|m| self.invalid("process.localization", m))?;
-        if matches!(process, Process::TransformInversion(_)) && !localizer.is_none() {
+        if !process.supports_localization() && !localizer.is_none() {
             return Err(self.invalid(
                 "process.localization",
                 format!(
-                    "\"{}\" cannot be used with transform-inversion (as in EKP.jl); use \"none\"",
-                    localizer.kind()
+                    "\"{}\" cannot be used with {}; use \"none\"",
+                    localizer.kind(),
+                    process.kind()
                 ),
             ));
         }
@@ -508,6 +654,22 @@ impl Ctx<'_> {
         accelerator
             .validate()
             .map_err(|m| self.invalid("process.accelerator", m))?;
+        if process.unscented().is_some() && !accelerator.is_none() {
+            return Err(self.invalid(
+                "process.accelerator",
+                format!(
+                    "\"{}\" cannot be used with {}: its ensemble is a set of sigma points",
+                    accelerator.kind(),
+                    process.kind()
+                ),
+            ));
+        }
+        if process.unscented().is_some() && raw.update_groups.is_some() {
+            return Err(self.invalid(
+                "process.update_groups",
+                format!("not supported with {} in this version", process.kind()),
+            ));
+        }
         if raw.perturb_observations == Some(true) && !accelerator.is_none() {
             return Err(self.invalid(
                 "process.perturb_observations",

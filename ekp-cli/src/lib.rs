@@ -2,7 +2,10 @@
 //!
 //! The library behind the `ekp-cli` binary: the calibration file
 //! ([`config`]), building its model ([`model`]), the calibration loop with its
-//! observers ([`run`], [`report`]), and the files it writes ([`output`]). The
+//! observers ([`run`], [`report`]), and the files it writes ([`output`]):
+//! plots ([`plot`]) and the HTML report ([`report_html`]) among them. Also:
+//! the example calibration file ([`example_config`]), EKP.jl parameter files
+//! ([`ekpjl_toml`]) and logging ([`logging`]). The
 //! binary only parses arguments, calls [`execute`], and maps errors to exit
 //! codes ([`error`]).
 
@@ -10,13 +13,18 @@ pub mod bench;
 pub mod cli;
 pub mod command_model;
 pub mod config;
+pub mod ekpjl_toml;
 pub mod error;
+pub mod example_config;
 pub mod layout;
 pub mod lock;
+pub mod logging;
 pub mod model;
 pub mod output;
+pub mod plot;
 pub mod prior_cmd;
 pub mod report;
+pub mod report_html;
 pub mod run;
 pub mod slurm;
 pub mod workflow;
@@ -34,7 +42,7 @@ use crate::run::Observer;
 /// Run one parsed command line.
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(args) => run_command(args),
+        Command::Run(args) => run_command(args, cli.quiet),
         Command::Prior(args) => prior_command(args),
         Command::Init(args) => workflow::init(args),
         Command::Forward(args) => workflow::forward(args),
@@ -42,6 +50,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => workflow::status(args),
         Command::Slurm(args) => slurm::slurm(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Plot(args) => plot_command(args),
+        Command::Config(args) => config_command(args),
     }
 }
 
@@ -53,9 +63,61 @@ fn load(config: Option<&std::path::Path>) -> Result<Calibration, InputError> {
 }
 
 fn prior_command(args: PriorArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.ekp_toml {
+        if args.config.is_some() {
+            return Err(InputError::Argument(
+                "prior: give either --config or --ekp-toml, not both".into(),
+            )
+            .into());
+        }
+        let prior = ekpjl_toml::prior_from_file(path)?;
+        println!("prior of {} (EKP.jl parameter file)", path.display());
+        print!("{}", prior_cmd::prior_table(&prior));
+        return Ok(());
+    }
     let cal = load(args.config.as_deref())?;
     println!("prior of {}", cal.source);
     print!("{}", prior_cmd::prior_table(&cal.prior));
+    Ok(())
+}
+
+/// A JSON number, or `null` where it is not finite (JSON has no NaN/∞).
+fn json_number(x: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// `ekp-cli config --example [--process KIND]`.
+fn config_command(args: cli::ConfigArgs) -> anyhow::Result<()> {
+    if !args.example {
+        return Err(InputError::Argument(
+            "config: say what to print: --example (a complete, commented calibration file)".into(),
+        )
+        .into());
+    }
+    let kind = args
+        .process
+        .as_deref()
+        .unwrap_or(example_config::DEFAULT_KIND);
+    print!("{}", example_config::example(kind)?);
+    Ok(())
+}
+
+/// `ekp-cli plot --dir DIR`: the plots and `report.html` of a run folder.
+fn plot_command(args: cli::PlotArgs) -> anyhow::Result<()> {
+    let (ekp, data) = plot::PlotData::from_dir(&args.dir)?;
+    let config_text = std::fs::read_to_string(args.dir.join("config.toml")).unwrap_or_default();
+    let history_csv = std::fs::read_to_string(args.dir.join("history.csv")).unwrap_or_default();
+    let input = report_html::ReportInput {
+        dir: &args.dir,
+        ekp: &ekp,
+        config_text: &config_text,
+        history_csv: &history_csv,
+        complete: args.dir.join("final_ensemble.csv").exists(),
+    };
+    let written = report_html::write_report(&input, &data, args.format)?;
+    for p in written {
+        println!("{}", p.display());
+    }
     Ok(())
 }
 
@@ -68,7 +130,7 @@ fn execution(backend: Backend) -> Execution {
     }
 }
 
-fn run_command(args: RunArgs) -> anyhow::Result<()> {
+fn run_command(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut cal = load(args.config.as_deref())?;
     if let Some(seed) = args.seed {
@@ -131,8 +193,19 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     let names = cal.prior.flat_names();
     let mut progress = report::Progress::new(cal.iterations);
     let mut table = report::Table::new(names.clone());
-    let mut observers: Vec<&mut dyn Observer> = Vec::new();
-    if !args.quiet {
+    let mut log = logging::LogObserver;
+    let mut observers: Vec<&mut dyn Observer> = vec![&mut log];
+    tracing::info!(
+        process = cal.process.kind(),
+        members = cal.ensemble_size,
+        iterations = cal.iterations,
+        model = cal.model.kind(),
+        backend = %backend_name,
+        seed = cal.seed,
+        source = %cal.source,
+        "run starts"
+    );
+    if !quiet && !args.json {
         println!(
             "ekp: {} with {} members, up to {} iterations, model {}, backend {}, seed {} ({})",
             cal.process.kind(),
@@ -148,8 +221,45 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     }
     let out = pool.install(|| run::calibrate(&cal, observation, forward, &mut observers))?;
     let written = output::write_all(&args.output, &cal, &out)?;
+    for p in &written {
+        tracing::info!(file = %p.display(), "written");
+    }
 
     let last = out.rows.last();
+    let truth = match &cal.observations {
+        ObservationSpec::Truth { theta, .. } => Some(theta.clone()),
+        ObservationSpec::Given { .. } => None,
+    };
+    if args.json {
+        let mut parameters = serde_json::Map::new();
+        if let Some(r) = last {
+            for (i, n) in names.iter().enumerate() {
+                let mut p = serde_json::Map::new();
+                p.insert("mean".into(), json_number(r.mean[i]));
+                p.insert("std".into(), json_number(r.std[i]));
+                if let Some(t) = &truth {
+                    p.insert("truth".into(), json_number(t[i]));
+                }
+                parameters.insert(n.clone(), serde_json::Value::Object(p));
+            }
+        }
+        let summary = serde_json::json!({
+            "process": cal.process.kind(),
+            "ensemble_size": cal.ensemble_size,
+            "iterations": out.ekp.iterations(),
+            "terminated_early": out.terminated_early,
+            "final_loss": json_number(last.map_or(f64::NAN, |r| r.metrics.loss)),
+            "seconds": started.elapsed().as_secs_f64(),
+            "backend": backend_name,
+            "seed": cal.seed,
+            "config": cal.source,
+            "output": args.output.display().to_string(),
+            "parameters": parameters,
+            "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        });
+        println!("{summary}");
+        return Ok(());
+    }
     println!(
         "\n{} update(s) applied{} in {:.2} s ({}); final loss {:.4e}",
         out.ekp.iterations(),
@@ -162,10 +272,6 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         backend_name,
         last.map_or(f64::NAN, |r| r.metrics.loss)
     );
-    let truth = match &cal.observations {
-        ObservationSpec::Truth { theta, .. } => Some(theta.clone()),
-        ObservationSpec::Given { .. } => None,
-    };
     if let Some(r) = last {
         for (i, n) in names.iter().enumerate() {
             let t = truth

@@ -12,6 +12,8 @@
 //! - `final_ensemble.csv`: the last ensemble, constrained.
 //! - `state.toml`: the whole process (history and RNG included).
 //! - `config.toml`: the calibration file that was run.
+//! - `plots/*.svg`, `plots/*.png` and `report.html`: see [`crate::plot`] and
+//!   [`crate::report_html`].
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -304,11 +306,30 @@ pub fn write_all(dir: &Path, cal: &Calibration, run: &RunOutput) -> anyhow::Resu
         ("state.toml", state),
         ("result.toml", result_toml(ekp, final_loss)?),
     ];
+    let history = files
+        .iter()
+        .find(|(n, _)| *n == "history.csv")
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default();
     let mut written = Vec::new();
     for (name, contents) in files {
         let path = dir.join(name);
         write_atomic(&path, contents.as_bytes())?;
         written.push(path);
     }
+    // The plots and report.html.
+    let input = crate::report_html::ReportInput {
+        dir,
+        ekp,
+        config_text: &cal.text,
+        history_csv: &history,
+        complete: true,
+    };
+    let data = crate::plot::PlotData::from_run(cal, run);
+    written.extend(crate::report_html::write_report(
+        &input,
+        &data,
+        crate::plot::Format::Both,
+    )?);
     Ok(written)
 }

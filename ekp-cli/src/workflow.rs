@@ -253,7 +253,12 @@ impl Workflow {
                 meta.config_hash
             )));
         }
-        let mut cal = Calibration::parse(&text, &config_path.display().to_string())?;
+        // Relative paths in the file resolve where they did at `init`.
+        let mut cal = Calibration::parse_with_base(
+            &text,
+            &config_path.display().to_string(),
+            Path::new(&meta.config_dir),
+        )?;
         cal.seed = meta.seed;
         if let ModelSpec::Command(spec) = &mut cal.model {
             spec.base_dir = PathBuf::from(&meta.config_dir);

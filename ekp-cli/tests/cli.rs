@@ -217,7 +217,7 @@ fn bad_values_name_their_key() {
             "observations.truth.A",
         ),
         (
-            LORENZ_TRUTH.replace("kind = \"inversion\"", "kind = \"sampler\""),
+            LORENZ_TRUTH.replace("kind = \"inversion\"", "kind = \"sparse-inversion\""),
             "process.kind",
         ),
         (

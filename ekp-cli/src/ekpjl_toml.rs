@@ -1,0 +1,456 @@
+//! EKP.jl's parameter TOML files, read into our priors.
+//!
+//! EnsembleKalmanProcesses.jl (its `TOMLInterface`) describes each parameter
+//! as a table with a `prior` string and a `constraint` string:
+//!
+//! ```toml
+//! [amplitude]
+//! prior = "Parameterized(Normal(0.5815754049028404, 0.47238072707743883))"
+//! constraint = "bounded_below(0.0)"
+//!
+//! [vert_shift]
+//! prior = "constrained_gaussian(vert_shift, 0.0, 5.0, -Inf, Inf)"
+//! ```
+//!
+//! What is read:
+//! - `Parameterized(Normal(μ, σ))`: the unconstrained `N(μ, σ²)`, with the
+//!   table's `constraint`;
+//! - `Parameterized(MvNormal(n, σ))`: `n` components `N(0, σ²)`;
+//! - `VectorOfParameterized(repeat([Normal(μ, σ)], n))` and
+//!   `VectorOfParameterized([Normal(μ, σ), ...])`: a vector parameter (the
+//!   components must be equal: one of our priors is one distribution per
+//!   parameter);
+//! - `constrained_gaussian(name, mean, std, lower, upper)` with an optional
+//!   `repeats = n` (after `;` or `,`): our `constrained-gaussian` (the
+//!   `constraint` key is not needed, as in EKP.jl);
+//! - constraints: `no_constraint()`, `bounded_below(a)`, `bounded_above(b)`,
+//!   `bounded(a, b)`, a list `[c, c, ...]` or `repeat([c], n)` of equal ones.
+//!
+//! Tables without a `prior`, or with `prior = "fixed"`, are not calibrated
+//! (EKP.jl's "regular" parameters) and are skipped. Other distributions
+//! (`Gamma`, `LogNormal`, `Samples`, ...) and components that differ are
+//! errors that name the file and the parameter. Parameters come in the
+//! order of their names (TOML tables are unordered, as EKP.jl's `Dict`).
+
+use std::path::Path;
+
+use ekp_core::{Constraint, ParameterPrior, Prior};
+
+use crate::error::InputError;
+
+/// A parsed Julia-like expression.
+#[derive(Debug, Clone, PartialEq)]
+enum Expr {
+    Num(f64),
+    Ident(String),
+    Call(String, Vec<Expr>, Vec<(String, Expr)>),
+    Vector(Vec<Expr>),
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn skip_ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.s.get(self.i).copied()
+    }
+    fn eat(&mut self, c: u8) -> Result<(), String> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!(
+                "expected `{}` at character {}",
+                c as char,
+                self.i + 1
+            ))
+        }
+    }
+    fn word(&mut self) -> String {
+        let start = self.i;
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric()
+                || matches!(self.s[self.i], b'_' | b'.' | b'+' | b'-'))
+        {
+            // A sign only starts a word or follows an exponent.
+            if matches!(self.s[self.i], b'+' | b'-')
+                && self.i > start
+                && !matches!(self.s[self.i - 1], b'e' | b'E')
+            {
+                break;
+            }
+            self.i += 1;
+        }
+        String::from_utf8_lossy(&self.s[start..self.i]).into_owned()
+    }
+    fn expr(&mut self) -> Result<Expr, String> {
+        match self.peek() {
+            None => Err("unexpected end".into()),
+            Some(b'[') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(Expr::Vector(items));
+                }
+                loop {
+                    items.push(self.expr()?);
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Expr::Vector(items));
+                        }
+                        _ => {
+                            return Err(format!("expected `,` or `]` at character {}", self.i + 1));
+                        }
+                    }
+                }
+            }
+            Some(b'\'' | b'"') => {
+                let q = self.s[self.i];
+                self.i += 1;
+                let start = self.i;
+                while self.i < self.s.len() && self.s[self.i] != q {
+                    self.i += 1;
+                }
+                let w = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
+                self.eat(q)?;
+                Ok(Expr::Ident(w))
+            }
+            Some(_) => {
+                let w = self.word();
+                if w.is_empty() {
+                    return Err(format!("unexpected character at {}", self.i + 1));
+                }
+                let number = match w.as_str() {
+                    "Inf" | "+Inf" | "Inf64" => Some(f64::INFINITY),
+                    "-Inf" | "-Inf64" => Some(f64::NEG_INFINITY),
+                    _ => w.parse::<f64>().ok(),
+                };
+                if let Some(x) = number {
+                    return Ok(Expr::Num(x));
+                }
+                if self.peek() != Some(b'(') {
+                    return Ok(Expr::Ident(w));
+                }
+                self.i += 1;
+                let mut args = Vec::new();
+                let mut kwargs = Vec::new();
+                if self.peek() == Some(b')') {
+                    self.i += 1;
+                    return Ok(Expr::Call(w, args, kwargs));
+                }
+                loop {
+                    let e = self.expr()?;
+                    if self.peek() == Some(b'=') {
+                        self.i += 1;
+                        let Expr::Ident(k) = e else {
+                            return Err("a keyword argument needs a name".into());
+                        };
+                        kwargs.push((k, self.expr()?));
+                    } else {
+                        args.push(e);
+                    }
+                    match self.peek() {
+                        Some(b',' | b';') => self.i += 1,
+                        Some(b')') => {
+                            self.i += 1;
+                            return Ok(Expr::Call(w, args, kwargs));
+                        }
+                        _ => {
+                            return Err(format!("expected `,` or `)` at character {}", self.i + 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn parse_expr(text: &str) -> Result<Expr, String> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    let e = p.expr()?;
+    if p.peek().is_some() {
+        return Err(format!("unexpected text after character {}", p.i));
+    }
+    Ok(e)
+}
+
+fn num(e: &Expr) -> Result<f64, String> {
+    match e {
+        Expr::Num(x) => Ok(*x),
+        other => Err(format!("expected a number, got {other:?}")),
+    }
+}
+
+fn count(e: &Expr) -> Result<usize, String> {
+    let x = num(e)?;
+    if x >= 1.0 && x.fract() == 0.0 && x < 1e9 {
+        Ok(x as usize)
+    } else {
+        Err(format!("expected a positive count, got {x}"))
+    }
+}
+
+/// A list given as `[a, b, ...]` or `repeat([a], n)`.
+fn list(e: &Expr) -> Option<Result<Vec<Expr>, String>> {
+    match e {
+        Expr::Vector(v) => Some(Ok(v.clone())),
+        Expr::Call(f, args, _) if f == "repeat" => Some((|| {
+            let [Expr::Vector(v), n] = args.as_slice() else {
+                return Err("repeat needs `repeat([x], n)`".to_string());
+            };
+            let [x] = v.as_slice() else {
+                return Err("repeat needs one element: `repeat([x], n)`".to_string());
+            };
+            Ok(vec![x.clone(); count(n)?])
+        })()),
+        _ => None,
+    }
+}
+
+/// One component: `(μ, σ)` of `Normal(μ, σ)`.
+fn normal(e: &Expr) -> Result<(f64, f64), String> {
+    match e {
+        Expr::Call(f, args, _) if f == "Normal" => match args.as_slice() {
+            [m, s] => Ok((num(m)?, num(s)?)),
+            _ => Err("Normal needs a mean and a standard deviation".into()),
+        },
+        Expr::Call(f, _, _) => Err(format!(
+            "the distribution {f} is not supported: ekp's priors are (transformed) Gaussians \
+             — use Normal(μ, σ) or constrained_gaussian(...)"
+        )),
+        other => Err(format!("expected a distribution, got {other:?}")),
+    }
+}
+
+fn one_constraint(e: &Expr) -> Result<Constraint, String> {
+    let Expr::Call(f, args, _) = e else {
+        return Err(format!("expected a constraint, got {e:?}"));
+    };
+    let c = match (f.as_str(), args.as_slice()) {
+        ("no_constraint", []) => Constraint::Unbounded,
+        ("bounded_below", [a]) => Constraint::BoundedBelow { lower: num(a)? },
+        ("bounded_above", [b]) => Constraint::BoundedAbove { upper: num(b)? },
+        ("bounded", [a, b]) => Constraint::Bounded {
+            lower: num(a)?,
+            upper: num(b)?,
+        },
+        _ => {
+            return Err(format!(
+                "unknown constraint `{f}` with {} argument(s): use no_constraint(), \
+                 bounded_below(a), bounded_above(b), bounded(a, b)",
+                args.len()
+            ));
+        }
+    };
+    Ok(c)
+}
+
+/// All components equal, or an error.
+fn same<T: PartialEq + Clone + std::fmt::Debug>(items: &[T], what: &str) -> Result<T, String> {
+    let first = items
+        .first()
+        .ok_or_else(|| format!("the list of {what} is empty"))?;
+    if items.iter().any(|x| x != first) {
+        return Err(format!(
+            "its {what} differ between components ({items:?}); ekp's priors are one \
+             distribution and one constraint per parameter: split it into parameters"
+        ));
+    }
+    Ok(first.clone())
+}
+
+/// The constraint string, for `size` components.
+fn constraint(text: Option<&str>, size: usize) -> Result<Constraint, String> {
+    let Some(text) = text else {
+        return Err("`constraint` is missing (EKP.jl requires it with this prior)".into());
+    };
+    let e = parse_expr(text).map_err(|m| format!("`constraint = \"{text}\"`: {m}"))?;
+    match list(&e) {
+        None => one_constraint(&e),
+        Some(items) => {
+            let items = items?;
+            if items.len() != size {
+                return Err(format!(
+                    "`constraint` lists {} constraints for {size} component(s)",
+                    items.len()
+                ));
+            }
+            let cs = items
+                .iter()
+                .map(one_constraint)
+                .collect::<Result<Vec<_>, _>>()?;
+            same(&cs, "constraints")
+        }
+    }
+}
+
+/// One parameter's prior from its table, or `None` if it is not calibrated.
+fn parameter(name: &str, table: &toml::Table) -> Result<Option<ParameterPrior>, String> {
+    let prior = match table.get("prior") {
+        None => return Ok(None),
+        Some(toml::Value::String(s)) if s.trim() == "fixed" => return Ok(None),
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(format!(
+                "`prior` must be a string, got {}",
+                other.type_str()
+            ));
+        }
+    };
+    let cons = match table.get("constraint") {
+        None => None,
+        Some(toml::Value::String(s)) => Some(s.as_str()),
+        Some(other) => {
+            return Err(format!(
+                "`constraint` must be a string, got {}",
+                other.type_str()
+            ));
+        }
+    };
+    let e = parse_expr(&prior).map_err(|m| format!("`prior = \"{prior}\"`: {m}"))?;
+    let built = match &e {
+        Expr::Call(f, args, kwargs) if f == "constrained_gaussian" => {
+            let [_name, m, s, lo, hi] = args.as_slice() else {
+                return Err(
+                    "constrained_gaussian needs (name, mean, std, lower, upper)".to_string()
+                );
+            };
+            let mut repeats = 1;
+            for (k, v) in kwargs {
+                if k != "repeats" {
+                    return Err(format!("constrained_gaussian: unsupported keyword `{k}`"));
+                }
+                repeats = count(v)?;
+            }
+            ParameterPrior::constrained_gaussian(
+                name,
+                num(m)?,
+                num(s)?,
+                Some(num(lo)?),
+                Some(num(hi)?),
+                repeats,
+            )
+        }
+        Expr::Call(f, args, _) if f == "Parameterized" => {
+            let [d] = args.as_slice() else {
+                return Err("Parameterized needs one distribution".into());
+            };
+            match d {
+                Expr::Call(g, a, _) if g == "MvNormal" => {
+                    let [n, s] = a.as_slice() else {
+                        return Err("MvNormal is read as MvNormal(n, σ) (zero mean)".into());
+                    };
+                    let n = count(n)?;
+                    ParameterPrior::from_unconstrained(name, 0.0, num(s)?, constraint(cons, n)?, n)
+                }
+                _ => {
+                    let (m, s) = normal(d)?;
+                    ParameterPrior::from_unconstrained(name, m, s, constraint(cons, 1)?, 1)
+                }
+            }
+        }
+        Expr::Call(f, args, _) if f == "VectorOfParameterized" => {
+            let [inner] = args.as_slice() else {
+                return Err("VectorOfParameterized needs one list of distributions".into());
+            };
+            let items = list(inner)
+                .ok_or("VectorOfParameterized needs `[d1, d2, ...]` or `repeat([d], n)`")??;
+            let comps = items.iter().map(normal).collect::<Result<Vec<_>, _>>()?;
+            let n = comps.len();
+            let (m, s) = same(&comps, "distributions")?;
+            ParameterPrior::from_unconstrained(name, m, s, constraint(cons, n)?, n)
+        }
+        Expr::Call(f, _, _) => {
+            return Err(format!(
+                "the prior {f}(...) is not supported; use Parameterized(Normal(μ, σ)), \
+                 VectorOfParameterized(...) of Normals, or constrained_gaussian(...)"
+            ));
+        }
+        other => return Err(format!("expected a distribution, got {other:?}")),
+    };
+    built.map(Some).map_err(|e| e.to_string())
+}
+
+/// The priors of an EKP.jl parameter TOML text; `file` names it in errors.
+pub fn priors_from_str(text: &str, file: &str) -> Result<Vec<ParameterPrior>, InputError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| InputError::Parse {
+        file: file.to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let mut out = Vec::new();
+    for (name, v) in &table {
+        let toml::Value::Table(t) = v else {
+            continue;
+        };
+        if let Some(p) = parameter(name, t).map_err(|message| InputError::Invalid {
+            file: file.to_string(),
+            key: name.clone(),
+            message,
+        })? {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return Err(InputError::Invalid {
+            file: file.to_string(),
+            key: "prior".into(),
+            message: "no parameter with a prior: nothing to calibrate".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// The prior of an EKP.jl parameter TOML file.
+pub fn prior_from_file(path: &Path) -> Result<Prior, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = path.display().to_string();
+    let params = priors_from_str(&text, &file)?;
+    Prior::new(params).map_err(|e| InputError::Invalid {
+        file,
+        key: "prior".into(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn expressions_parse() {
+        assert_eq!(
+            parse_expr("bounded(-42.0, 42.0)").unwrap(),
+            Expr::Call(
+                "bounded".into(),
+                vec![Expr::Num(-42.0), Expr::Num(42.0)],
+                vec![]
+            )
+        );
+        let e = parse_expr("constrained_gaussian(x, 55.5, 10, 0, Inf; repeats = 3)").unwrap();
+        let Expr::Call(_, args, kw) = e else { panic!() };
+        assert_eq!(args.len(), 5);
+        assert_eq!(args[4], Expr::Num(f64::INFINITY));
+        assert_eq!(kw, vec![("repeats".to_string(), Expr::Num(3.0))]);
+        assert_eq!(parse_expr("1e-3").unwrap(), Expr::Num(1e-3));
+        assert!(parse_expr("Normal(0, 1").is_err());
+        assert!(parse_expr("Normal(0, 1) x").is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! `report.html`: one self-contained page per run folder — the plots (SVG,
+//! inlined), the per-iteration table, the prior and posterior summary, the
+//! configuration and the software version. No scripts, no stylesheets or
+//! fonts from the network: it opens offline in any browser.
+//!
+//! Written at the end of `run` (and when the file workflow completes), and by
+//! `ekp-cli plot --dir DIR`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use ekp_core::{EnsembleKalmanProcess, Prior};
+
+use crate::output::write_atomic;
+use crate::plot::{self, Format, PlotData};
+use crate::run::constrained_summary;
+
+/// The ids of the page's sections, in order (tests and scripts rely on them).
+pub const SECTIONS: [&str; 6] = [
+    "summary",
+    "plots",
+    "iterations",
+    "parameters",
+    "configuration",
+    "software",
+];
+
+/// What the report shows besides the plots.
+pub struct ReportInput<'a> {
+    /// The run folder (shown in the title).
+    pub dir: &'a Path,
+    /// The process (final ensemble, prior).
+    pub ekp: &'a EnsembleKalmanProcess,
+    /// The calibration file's text (empty if unknown).
+    pub config_text: &'a str,
+    /// `history.csv`'s text (empty if none yet).
+    pub history_csv: &'a str,
+    /// Whether the calibration is complete (else: in progress).
+    pub complete: bool,
+}
+
+/// Escape text for HTML.
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A plotters SVG document, ready to inline: any XML declaration dropped.
+fn inline_svg(svg: &str) -> &str {
+    match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    }
+}
+
+fn csv_table(out: &mut String, csv: &str) {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        out.push_str("<p>No iteration finished yet.</p>\n");
+        return;
+    };
+    out.push_str("<table>\n<thead><tr>");
+    for h in header.split(',') {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for l in lines {
+        out.push_str("<tr>");
+        for f in l.split(',') {
+            let shown = match f.parse::<f64>() {
+                Ok(v) if f.contains('.') || f.contains('e') => format!("{v:.5e}"),
+                _ => f.to_string(),
+            };
+            let _ = write!(out, "<td>{}</td>", escape(&shown));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+fn prior_rows(out: &mut String, prior: &Prior) {
+    out.push_str(
+        "<table>\n<thead><tr><th>parameter</th><th>size</th><th>constraint</th>\
+         <th>unconstrained mean</th><th>unconstrained std</th><th>mean</th><th>std</th>\
+         <th>5 %</th><th>95 %</th></tr></thead>\n<tbody>\n",
+    );
+    for p in prior.parameters() {
+        let c = p.constraint();
+        let constraint = match (c.lower().is_finite(), c.upper().is_finite()) {
+            (false, false) => "none".to_string(),
+            (true, false) => format!("&gt; {}", c.lower()),
+            (false, true) => format!("&lt; {}", c.upper()),
+            (true, true) => format!("({}, {})", c.lower(), c.upper()),
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{constraint}</td><td>{:.5}</td><td>{:.5}</td>\
+             <td>{:.5}</td><td>{:.5}</td><td>{:.5}</td><td>{:.5}</td></tr>",
+            escape(p.name()),
+            p.size(),
+            p.unconstrained_mean(),
+            p.unconstrained_std(),
+            p.constrained_mean(),
+            p.constrained_std(),
+            p.constrained_quantile(0.05),
+            p.constrained_quantile(0.95),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}\
+table{border-collapse:collapse;margin:1em 0;font-size:90%}\
+th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}\
+th{background:#eee}pre{background:#f6f6f6;padding:1em;overflow-x:auto}\
+figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}\
+figcaption{font-weight:bold;margin-bottom:.3em}";
+
+/// The page.
+pub fn report_html(
+    input: &ReportInput<'_>,
+    plot_data: &PlotData,
+    svgs: &[(&str, String)],
+) -> String {
+    let ekp = input.ekp;
+    let mut h = String::new();
+    let title = format!("ekp calibration: {}", input.dir.display());
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+        escape(&title),
+        escape(&title)
+    );
+    // Summary.
+    let final_loss = plot_data.loss.last().map(|l| l.1);
+    let _ = write!(
+        h,
+        "<section id=\"summary\">\n<h2>Summary</h2>\n<ul>\n<li>status: {}</li>\n\
+         <li>process: {}</li>\n<li>ensemble size: {}</li>\n<li>updates applied: {}</li>\n\
+         <li>newest loss: {}</li>\n</ul>\n</section>\n",
+        if input.complete {
+            "complete"
+        } else {
+            "in progress"
+        },
+        escape(ekp.process().kind()),
+        ekp.ensemble_size(),
+        ekp.iterations(),
+        final_loss.map_or_else(|| "—".to_string(), |l| format!("{l:.5e}")),
+    );
+    // Plots.
+    h.push_str("<section id=\"plots\">\n<h2>Plots</h2>\n");
+    for (title, svg) in svgs {
+        let _ = write!(
+            h,
+            "<figure>\n<figcaption>{}</figcaption>\n{}\n</figure>\n",
+            escape(title),
+            inline_svg(svg).trim_end()
+        );
+    }
+    h.push_str("</section>\n");
+    // Per-iteration table.
+    h.push_str("<section id=\"iterations\">\n<h2>Iterations</h2>\n");
+    csv_table(&mut h, input.history_csv);
+    h.push_str("</section>\n");
+    // Prior and posterior.
+    h.push_str("<section id=\"parameters\">\n<h2>Parameters</h2>\n<h3>Prior</h3>\n");
+    prior_rows(&mut h, ekp.prior());
+    let (mean, std) = constrained_summary(ekp, ekp.ensemble());
+    let _ = write!(
+        h,
+        "<h3>Posterior (ensemble {})</h3>\n<table>\n<thead><tr><th>parameter</th><th>mean</th>\
+         <th>std</th><th>truth</th></tr></thead>\n<tbody>\n",
+        ekp.iterations()
+    );
+    for (i, n) in plot_data.names.iter().enumerate() {
+        let truth = plot_data
+            .truth
+            .as_ref()
+            .and_then(|t| t.get(i))
+            .map_or_else(|| "—".to_string(), |t| format!("{t}"));
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{:.6}</td><td>{:.6}</td><td>{}</td></tr>",
+            escape(n),
+            mean[i],
+            std[i],
+            escape(&truth)
+        );
+    }
+    h.push_str("</tbody>\n</table>\n<p>Mean: the constrained transform of the unconstrained ensemble mean; std: over the constrained ensemble (as in result.toml).</p>\n</section>\n");
+    // Configuration.
+    let _ = write!(
+        h,
+        "<section id=\"configuration\">\n<h2>Configuration</h2>\n<pre>{}</pre>\n</section>\n",
+        escape(input.config_text)
+    );
+    // Software.
+    let _ = write!(
+        h,
+        "<section id=\"software\">\n<h2>Software</h2>\n<p>ekp-cli {} (ekp-core {})</p>\n</section>\n\
+         </body>\n</html>\n",
+        escape(env!("CARGO_PKG_VERSION")),
+        escape(env!("CARGO_PKG_VERSION")),
+    );
+    h
+}
+
+/// Draw the plots into `dir/plots/` and write `dir/report.html`. Returns the
+/// files written.
+pub fn write_report(
+    input: &ReportInput<'_>,
+    plot_data: &PlotData,
+    format: Format,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let (mut written, svgs) = plot::write_plots(input.dir, plot_data, format)?;
+    let path = input.dir.join("report.html");
+    write_atomic(&path, report_html(input, plot_data, &svgs).as_bytes())?;
+    written.push(path);
+    Ok(written)
+}

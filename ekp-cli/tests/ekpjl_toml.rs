@@ -1,0 +1,218 @@
+//! EKP.jl's parameter TOML files: `prior --ekp-toml FILE` and
+//! `parameters_from = { ekp_toml = "FILE" }`, on the examples of EKP.jl's
+//! documentation (its sinusoid example's `priors.toml`, and entries of its
+//! TOML interface test file).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ekp_cli::ekpjl_toml::priors_from_str;
+use ekp_core::Constraint;
+
+fn ekp(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("ekp-cli runs")
+}
+
+/// EKP.jl's `examples/SinusoidInterface/priors.toml` (descriptions shortened).
+const SINUSOID_PRIORS: &str = r#"
+[amplitude]
+prior = "Parameterized(Normal(0.5815754049028404, 0.47238072707743883))"
+constraint = "bounded_below(0.0)"
+description = """
+The amplitude of the sine curve: log-normal with (mean, sd) ≈ (2, 1)
+"""
+
+[vert_shift]
+prior = "Parameterized(Normal(0,5))"
+constraint = "no_constraint()"
+description = """
+The vertical shift of the sine curve.
+"""
+"#;
+
+/// The entries of EKP.jl's `test/TOMLInterface/toml/uq_test_parameters.toml`
+/// that ekp reads (Normal-based priors), and its non-UQ parameters.
+const UQ_SUPPORTED: &str = r#"
+[uq_param_1]
+prior = "Parameterized(Normal(-100.0, 20.0))"
+constraint = "no_constraint()"
+L1 = 1.5
+
+[uq_param_7]
+prior = "Parameterized(MvNormal(3, 2.0))"
+constraint = "repeat([no_constraint()], 3)"
+
+[uq_param_9]
+prior = "constrained_gaussian(uq_param_9, 55.47802418037957, 10, 0, Inf)"
+
+[uq_param_10]
+prior = "constrained_gaussian(uq_param_10, 55.47802418037957, 10, 0, Inf; repeats = 3)"
+
+[uq_param_11]
+prior = "constrained_gaussian(uq_param_11, 55.47802418037957, 10, 0, Inf, repeats = 3)"
+
+[mean_sea_level_pressure]
+alias = "MSLP"
+value = 101325
+
+[already_calibrated_param]
+prior = "fixed"
+constraint = "bounded_above(5.0)"
+value = "0.64"
+"#;
+
+#[test]
+fn the_sinusoid_example_priors_are_read() {
+    let p = priors_from_str(SINUSOID_PRIORS, "priors.toml").unwrap();
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].name(), "amplitude");
+    assert_eq!(p[0].constraint(), Constraint::BoundedBelow { lower: 0.0 });
+    // The example's comment: a log-normal with (mean, sd) ≈ (2, 1).
+    assert!((p[0].constrained_mean() - 2.0).abs() < 1e-6);
+    assert!((p[0].constrained_std() - 1.0).abs() < 1e-6);
+    assert_eq!(p[1].name(), "vert_shift");
+    assert_eq!(p[1].constraint(), Constraint::Unbounded);
+    assert_eq!(p[1].unconstrained_std(), 5.0);
+}
+
+#[test]
+fn the_test_file_entries_ekp_supports_are_read() {
+    let p = priors_from_str(UQ_SUPPORTED, "uq.toml").unwrap();
+    let names: Vec<&str> = p.iter().map(|x| x.name()).collect();
+    // Tables without a prior and `prior = "fixed"` are not calibrated.
+    assert_eq!(
+        names,
+        [
+            "uq_param_1",
+            "uq_param_10",
+            "uq_param_11",
+            "uq_param_7",
+            "uq_param_9"
+        ]
+    );
+    let by = |n: &str| p.iter().find(|x| x.name() == n).unwrap();
+    assert_eq!(by("uq_param_1").unconstrained_mean(), -100.0);
+    assert_eq!(by("uq_param_7").size(), 3);
+    assert_eq!(by("uq_param_7").unconstrained_std(), 2.0);
+    for n in ["uq_param_9", "uq_param_10", "uq_param_11"] {
+        let x = by(n);
+        assert!(
+            (x.constrained_mean() - 55.47802418037957).abs() < 1e-6,
+            "{n}"
+        );
+        assert!((x.constrained_std() - 10.0).abs() < 1e-6, "{n}");
+        assert_eq!(x.constraint(), Constraint::BoundedBelow { lower: 0.0 });
+    }
+    assert_eq!(by("uq_param_9").size(), 1);
+    assert_eq!(by("uq_param_10").size(), 3);
+    assert_eq!(by("uq_param_11").size(), 3);
+}
+
+#[test]
+fn what_ekp_cannot_represent_is_an_error_naming_the_parameter() {
+    let cases = [
+        (
+            "Parameterized(Gamma(5.0, 2.0))",
+            "bounded_below(6.0)",
+            "Gamma",
+        ),
+        (
+            "Parameterized(MvNormal(4, 1.0))",
+            "[no_constraint(), bounded_below(-100.0), bounded_above(10.0), bounded(-42.0, 42.0)]",
+            "differ",
+        ),
+        (
+            "Samples([5.0 3.2 4.8 3.6; -5.4 -4.7 -3.9 -4.5])",
+            "[bounded(0.0, 15.0), bounded_below(-10.0)]",
+            "prior",
+        ),
+        (
+            "VectorOfParameterized([Gamma(2.0, 3.0), LogNormal(0.1, 0.1), Normal(0.0, 10.0)])",
+            "[no_constraint(), no_constraint(), bounded_below(-5.0)]",
+            "Gamma",
+        ),
+        (
+            "Parameterized(Normal(0, 1))",
+            "bounded_sideways(1)",
+            "bounded_sideways",
+        ),
+        ("Parameterized(Normal(0, 1)", "no_constraint()", "expected"),
+    ];
+    for (prior, constraint, want) in cases {
+        let text = format!("[p]\nprior = \"{prior}\"\nconstraint = \"{constraint}\"\n");
+        let e = priors_from_str(&text, "bad.toml").unwrap_err().to_string();
+        assert!(e.starts_with("bad.toml: `p`"), "{e}");
+        assert!(e.contains(want), "{prior}: {e}");
+    }
+    // Equal components make a vector parameter.
+    let text = "[v]\nprior = \"VectorOfParameterized(repeat([Normal(1.0, 2.0)], 4))\"\n\
+                constraint = \"repeat([bounded_above(9.0)], 4)\"\n";
+    let p = priors_from_str(text, "v.toml").unwrap();
+    assert_eq!(p[0].size(), 4);
+    assert_eq!(p[0].constraint(), Constraint::BoundedAbove { upper: 9.0 });
+}
+
+#[test]
+fn prior_command_and_parameters_from_use_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("priors")).unwrap();
+    std::fs::write(tmp.path().join("priors/priors.toml"), SINUSOID_PRIORS).unwrap();
+    let o = ekp(&["prior", "--ekp-toml", "priors/priors.toml"], tmp.path());
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("amplitude") && out.contains("vert_shift"),
+        "{out}"
+    );
+
+    // EKP.jl's sinusoid example, calibrated with its priors; the path is
+    // relative to the calibration file.
+    let cal = r#"parameters_from = { ekp_toml = "priors/priors.toml" }
+[process]
+kind = "inversion"
+ensemble_size = 10
+iterations = 2
+[observations]
+truth = { amplitude = 3.0, vert_shift = 7.0 }
+noise_std = 0.1
+[model]
+kind = "sinusoid"
+"#;
+    std::fs::write(tmp.path().join("cal.toml"), cal).unwrap();
+    let o = ekp(
+        &["run", "--config", "cal.toml", "--output", "out", "-q"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let result = std::fs::read_to_string(tmp.path().join("out/result.toml")).unwrap();
+    assert!(
+        result.contains("[parameters.amplitude]") && result.contains("[parameters.vert_shift]")
+    );
+
+    // The file workflow resolves the path as `init` did.
+    let o = ekp(&["init", "--config", "cal.toml", "--dir", "wf"], tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ekp(&["status", "--dir", "wf"], tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Both [[parameters]] and parameters_from: bad input, naming the key.
+    let both = format!(
+        "{cal}\n[[parameters]]\nname = \"x\"\nprior = {{ kind = \"gaussian\", mean = 0.0, std = 1.0 }}\n"
+    );
+    std::fs::write(tmp.path().join("both.toml"), both).unwrap();
+    let o = ekp(&["run", "--config", "both.toml", "-q"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("parameters_from"));
+    // A missing file names itself.
+    let missing = cal.replace("priors/priors.toml", "nope.toml");
+    std::fs::write(tmp.path().join("missing.toml"), missing).unwrap();
+    let o = ekp(&["prior", "--config", "missing.toml"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.toml"));
+}
