@@ -26,6 +26,17 @@ enum Source {
     Fixed(f64),
 }
 
+impl Source {
+    /// This model parameter's value, given the calibration parameter at index
+    /// `k` (`None`: out of range, which yields NaN, a failed member).
+    fn value(self, calibrated: impl Fn(usize) -> Option<f64>) -> f64 {
+        match self {
+            Source::Calibrated(k) => calibrated(k).unwrap_or(f64::NAN),
+            Source::Fixed(v) => v,
+        }
+    }
+}
+
 /// A model whose parameters are assembled from the calibration's flat
 /// parameter vector and fixed values.
 pub struct MappedModel {
@@ -38,10 +49,11 @@ impl MappedModel {
     /// The model parameters for the calibration parameters `theta`.
     fn assemble(&self, theta: &[f64], buf: &mut Vec<f64>) {
         buf.clear();
-        buf.extend(self.sources.iter().map(|s| match *s {
-            Source::Calibrated(i) => theta.get(i).copied().unwrap_or(f64::NAN),
-            Source::Fixed(v) => v,
-        }));
+        buf.extend(
+            self.sources
+                .iter()
+                .map(|s| s.value(|k| theta.get(k).copied())),
+        );
     }
 }
 
@@ -310,6 +322,7 @@ fn resize_scalar(n: &NoiseCovariance, d: usize) -> NoiseCovariance {
 pub struct GpuModel {
     gpu: ekp_gpu::Lorenz96Gpu,
     sources: Vec<Source>,
+    calibrated: usize,
 }
 
 impl GpuModel {
@@ -332,6 +345,7 @@ impl GpuModel {
         Ok(Self {
             gpu,
             sources: built.ensemble.model.sources.clone(),
+            calibrated: built.ensemble.model.calibrated,
         })
     }
 
@@ -346,14 +360,7 @@ impl ekp_core::ForwardModel for GpuModel {
         "lorenz96 (gpu)"
     }
     fn parameter_dim(&self) -> usize {
-        self.sources
-            .iter()
-            .filter_map(|s| match s {
-                Source::Calibrated(i) => Some(i + 1),
-                Source::Fixed(_) => None,
-            })
-            .max()
-            .unwrap_or(0)
+        self.calibrated
     }
     fn output_dim(&self) -> usize {
         self.gpu.output_dim()
@@ -372,10 +379,7 @@ impl ekp_core::ForwardModel for GpuModel {
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<(), ekp_core::ModelError> {
         let mapped = nalgebra::DMatrix::from_fn(self.sources.len(), params.ncols(), |i, j| {
-            match self.sources[i] {
-                Source::Calibrated(k) => params.get((k, j)).copied().unwrap_or(f64::NAN),
-                Source::Fixed(v) => v,
-            }
+            self.sources[i].value(|k| params.get((k, j)).copied())
         });
         self.gpu.evaluate_into_with_progress(&mapped, out, progress)
     }
