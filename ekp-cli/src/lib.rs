@@ -249,6 +249,11 @@ fn run_command(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
             "iterations": out.ekp.iterations(),
             "terminated_early": out.terminated_early,
             "final_loss": json_number(last.map_or(f64::NAN, |r| r.metrics.loss)),
+            "final_bayes_loss": json_number(
+                last.and_then(|r| r.metrics.bayes_loss).unwrap_or(f64::NAN)
+            ),
+            "final_avg_rmse": json_number(last.map_or(f64::NAN, |r| r.metrics.avg_rmse)),
+            "final_crps": json_number(last.and_then(|r| r.metrics.crps).unwrap_or(f64::NAN)),
             "seconds": started.elapsed().as_secs_f64(),
             "backend": backend_name,
             "seed": cal.seed,

@@ -6,7 +6,8 @@
 //! - `observations.toml`: the data calibrated against (`values`, `covariance`,
 //!   `source` = `"given"` or `"truth"`, and `truth` when generated).
 //! - `history.csv`: one row per ensemble: Δt, loss, avg_rmse, failed members,
-//!   each parameter's constrained mean and std.
+//!   bayes_loss, crps, unweighted_loss, each parameter's constrained mean and
+//!   std (a metric that could not be computed is an empty field).
 //! - `ensembles.csv`: every member of every ensemble, constrained and unconstrained.
 //! - `outputs.csv`: every member's model outputs, per ensemble.
 //! - `final_ensemble.csv`: the last ensemble, constrained.
@@ -197,7 +198,16 @@ fn num(v: f64) -> String {
 /// The contents of `history.csv`.
 pub fn history_csv(names: &[String], rows: &[IterationRow]) -> String {
     let mut s = String::new();
-    let mut header: Vec<String> = ["iteration", "dt", "loss", "avg_rmse", "failed_members"]
+    let mut header: Vec<String> = [
+        "iteration",
+        "dt",
+        "loss",
+        "avg_rmse",
+        "failed_members",
+        "bayes_loss",
+        "crps",
+        "unweighted_loss",
+    ]
         .iter()
         .map(|h| h.to_string())
         .collect();
@@ -217,6 +227,9 @@ pub fn history_csv(names: &[String], rows: &[IterationRow]) -> String {
                 .map(|j| (j + 1).to_string())
                 .collect::<Vec<_>>()
                 .join(" "),
+            r.metrics.bayes_loss.map(num).unwrap_or_default(),
+            r.metrics.crps.map(num).unwrap_or_default(),
+            num(r.metrics.unweighted_loss),
         ];
         for (m, sd) in r.mean.iter().zip(r.std.iter()) {
             f.push(num(*m));

@@ -47,7 +47,14 @@ impl Observer for Progress {
     }
 }
 
-/// The per-iteration table, printed to stdout.
+/// A metric that may be absent (`—`), in the table's number format.
+fn optional(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), |v| format!("{v:.4e}"))
+}
+
+/// The per-iteration table, printed to stdout: Δt, the data misfit (`loss`),
+/// the Bayesian loss (misfit plus prior term), the average RMSE over members,
+/// the CRPS, and each parameter's constrained mean ± std.
 pub struct Table {
     names: Vec<String>,
     header_done: bool,
@@ -64,8 +71,8 @@ impl Table {
 
     fn header(&self) -> String {
         let mut s = format!(
-            "{:>4}  {:>10}  {:>11}  {:>11}",
-            "iter", "Δt", "loss", "avg rmse"
+            "{:>4}  {:>10}  {:>11}  {:>11}  {:>11}  {:>11}",
+            "iter", "Δt", "loss", "bayes loss", "avg rmse", "crps"
         );
         for n in &self.names {
             s.push_str(&format!("  {:>22}", format!("{n} (mean ± std)")));
@@ -77,8 +84,13 @@ impl Table {
     pub fn row(&self, r: &IterationRow) -> String {
         let dt = r.dt.map_or_else(|| "—".to_string(), |d| format!("{d:.4e}"));
         let mut s = format!(
-            "{:>4}  {:>10}  {:>11.4e}  {:>11.4e}",
-            r.iteration, dt, r.metrics.loss, r.metrics.avg_rmse
+            "{:>4}  {:>10}  {:>11.4e}  {:>11}  {:>11.4e}  {:>11}",
+            r.iteration,
+            dt,
+            r.metrics.loss,
+            optional(r.metrics.bayes_loss),
+            r.metrics.avg_rmse,
+            optional(r.metrics.crps),
         );
         for (m, sd) in r.mean.iter().zip(r.std.iter()) {
             s.push_str(&format!("  {:>22}", format!("{m:.4} ± {sd:.4}")));

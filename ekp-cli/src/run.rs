@@ -93,7 +93,11 @@ pub fn build_process(
     cal: &Calibration,
     observation: Observation,
 ) -> anyhow::Result<EnsembleKalmanProcess> {
-    Ok(cal.builder(observation)?.build()?)
+    let ekp = cal.builder(observation)?.build()?;
+    for w in ekp.warnings() {
+        tracing::warn!("{}: {w}", cal.source);
+    }
+    Ok(ekp)
 }
 
 /// Run a calibration to the end.
@@ -119,7 +123,12 @@ pub fn calibrate(
             None
         } else {
             match ekp.update_from_all_outputs(&g)? {
-                UpdateOutcome::Updated(report) => Some(report.dt),
+                UpdateOutcome::Updated(report) => {
+                    for w in &report.warnings {
+                        tracing::warn!("ensemble {k}: {w}");
+                    }
+                    Some(report.dt)
+                }
                 UpdateOutcome::Terminated => None,
             }
         };

@@ -884,6 +884,9 @@ pub fn update(args: UpdateArgs) -> anyhow::Result<()> {
     };
     match outcome {
         UpdateOutcome::Updated(report) => {
+            for w in &report.warnings {
+                tracing::warn!("{it_name}: {w}");
+            }
             wf.write_iteration(&next)?;
             write_atomic(
                 &wf.layout.iteration_dir(k).join(RECORD_FILE),

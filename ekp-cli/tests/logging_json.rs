@@ -53,6 +53,26 @@ fn json_summary_is_the_only_stdout() {
     assert_eq!(v["iterations"], 2);
     assert_eq!(v["ensemble_size"], 6);
     assert!(v["final_loss"].as_f64().unwrap() >= 0.0);
+    // The final metrics are those of history.csv's last row, by column name;
+    // the Bayesian loss is (1/p) loss plus a non-negative prior term.
+    let history = std::fs::read_to_string(tmp.path().join("o/history.csv")).unwrap();
+    let header: Vec<&str> = history.lines().next().unwrap().split(',').collect();
+    let last: Vec<&str> = history.lines().last().unwrap().split(',').collect();
+    let col = |name: &str| -> f64 {
+        let i = header.iter().position(|h| *h == name).unwrap();
+        last[i].parse().unwrap()
+    };
+    for (json, csv) in [
+        ("final_loss", "loss"),
+        ("final_bayes_loss", "bayes_loss"),
+        ("final_avg_rmse", "avg_rmse"),
+        ("final_crps", "crps"),
+    ] {
+        assert_eq!(v[json].as_f64().unwrap(), col(csv), "{json} vs {csv}");
+    }
+    let p = 2.0;
+    assert!(col("bayes_loss") >= col("loss") / p - 1e-15);
+    assert!(col("crps") >= 0.0);
     assert_eq!(v["parameters"]["a"]["truth"], 1.0);
     assert!(v["parameters"]["b"]["mean"].as_f64().unwrap().is_finite());
     let files: Vec<&str> = v["files"]
@@ -110,4 +130,32 @@ fn verbosity_flags_and_rust_log_control_stderr() {
         Some("debug"),
     );
     assert!(String::from_utf8_lossy(&env.stderr).contains("ensemble done"));
+}
+
+#[test]
+fn too_small_ensembles_are_warned_about_as_ekp_jl_does() {
+    // 6 members for 2 parameters: EKP.jl recommends at least 10.
+    let tmp = setup();
+    let o = ekp(
+        &["run", "--config", "c.toml", "--output", "o"],
+        tmp.path(),
+        None,
+    );
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("WARN") && err.contains("recommended minimum ensemble size is 10"),
+        "{err}"
+    );
+    // 20 members for 2 parameters: nothing to say.
+    let big = LINEAR.replace("ensemble_size = 6", "ensemble_size = 20");
+    std::fs::write(tmp.path().join("big.toml"), big).unwrap();
+    let o = ekp(
+        &["run", "--config", "big.toml", "--output", "o2"],
+        tmp.path(),
+        None,
+    );
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("recommended minimum"), "{err}");
 }

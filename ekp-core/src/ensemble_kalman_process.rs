@@ -216,6 +216,8 @@ pub struct UpdateReport {
     pub minibatch: Vec<usize>,
     /// Metrics of the outputs that were told (successful members, imputed).
     pub metrics: ErrorMetrics,
+    /// Warnings about the outputs (members with exactly equal outputs).
+    pub warnings: Vec<crate::Warning>,
 }
 
 /// How a set of outputs fares (see [`EnsembleKalmanProcess::assess_all_outputs`]).
@@ -757,6 +759,7 @@ impl EnsembleKalmanProcess {
                 expected_cols: n,
             });
         }
+        let warnings: Vec<crate::Warning> = crate::warnings::repeated_outputs(g).into_iter().collect();
         let imputation = impute_over_nonfinite(g, self.nan_tolerance, obs.values());
         let failed = imputation.failed.clone();
         let successful = imputation.successful();
@@ -920,6 +923,7 @@ impl EnsembleKalmanProcess {
             imputed: imputation.imputed,
             minibatch,
             metrics,
+            warnings,
         }))
     }
 }

@@ -156,6 +156,7 @@ mod quadrature;
 pub mod scheduler;
 pub mod serde_nalgebra;
 pub mod update_group;
+pub mod warnings;
 
 pub use accelerator::{Accelerator, Momentum};
 pub use constraint::Constraint;
@@ -176,3 +177,4 @@ pub use process::{
 };
 pub use scheduler::{OnTerminate, Scheduler};
 pub use update_group::UpdateGroup;
+pub use warnings::Warning;
