@@ -9,7 +9,7 @@ use std::path::Path;
 
 use ekp_core::{
     Accelerator, EkpBuilder, EkpError, EnsembleKalmanProcess, FailurePolicy, GaussNewton,
-    Inversion, Localizer, Minibatcher, NoiseCovariance, Observation, ObservationSeries,
+    Inflation, Inversion, Localizer, Minibatcher, NoiseCovariance, Observation, ObservationSeries,
     ParameterPrior, Prior, Process, Remainder, Sampler, SamplerType, Scheduler, SigmaPoints,
     TransformInversion, Unscented, UpdateGroup,
 };
@@ -79,6 +79,7 @@ struct RawProcess {
     failure: Option<FailurePolicy>,
     nan_tolerance: Option<f64>,
     accelerator: Option<Accelerator>,
+    inflation: Option<Inflation>,
     minibatch: Option<RawMinibatch>,
     update_groups: Option<Vec<RawUpdateGroup>>,
 }
@@ -252,6 +253,9 @@ pub struct Calibration {
     pub accelerator: Accelerator,
     /// The fraction of non-finite outputs above which a member has failed.
     pub nan_tolerance: f64,
+    /// Inflation after every update (`process.inflation`; `None`: only the
+    /// process's own `multiplicative_inflation`).
+    pub inflation: Option<Inflation>,
     /// Minibatching: the data cut into observations, and the minibatcher.
     pub minibatch: Option<MinibatchSpec>,
     /// Update groups (empty: every parameter from every output).
@@ -328,6 +332,7 @@ impl Calibration {
             localizer: options.localizer,
             accelerator: options.accelerator,
             nan_tolerance: options.nan_tolerance,
+            inflation: options.inflation,
             minibatch: options.minibatch,
             update_groups: options.update_groups,
             prior,
@@ -357,7 +362,7 @@ impl Calibration {
                     .map_err(|e| EkpError::InvalidSetting(format!("process.minibatch: {e}")))?
             }
         };
-        Ok(
+        let builder =
             EnsembleKalmanProcess::builder(self.prior.clone(), series, self.process.clone())
                 .ensemble_size(self.ensemble_size)
                 .seed(self.seed)
@@ -366,8 +371,11 @@ impl Calibration {
                 .failure_policy(self.failure)
                 .nan_tolerance(self.nan_tolerance)
                 .accelerator(self.accelerator)
-                .update_groups(self.update_groups.clone()),
-        )
+                .update_groups(self.update_groups.clone());
+        Ok(match self.inflation {
+            Some(inflation) => builder.inflation(inflation),
+            None => builder,
+        })
     }
 }
 
@@ -378,6 +386,7 @@ struct ProcessOptions {
     failure: FailurePolicy,
     accelerator: Accelerator,
     nan_tolerance: f64,
+    inflation: Option<Inflation>,
     minibatch: Option<MinibatchSpec>,
     update_groups: Vec<UpdateGroup>,
 }
@@ -664,6 +673,27 @@ impl Ctx<'_> {
                 ),
             ));
         }
+        if let Some(inflation) = &raw.inflation {
+            inflation
+                .validate()
+                .map_err(|m| self.invalid("process.inflation", m))?;
+            if process.unscented().is_some() {
+                return Err(self.invalid(
+                    "process.inflation",
+                    format!(
+                        "cannot be used with {}: its ensemble is a set of sigma points",
+                        process.kind()
+                    ),
+                ));
+            }
+            if raw.multiplicative_inflation.is_some() {
+                return Err(self.invalid(
+                    "process.inflation",
+                    "give either `inflation = { ... }` or `multiplicative_inflation`, not both \
+                     (`inflation` replaces the process's own inflation, as in EKP.jl)",
+                ));
+            }
+        }
         if process.unscented().is_some() && raw.update_groups.is_some() {
             return Err(self.invalid(
                 "process.update_groups",
@@ -695,6 +725,7 @@ impl Ctx<'_> {
             failure,
             accelerator,
             nan_tolerance,
+            inflation: raw.inflation,
             minibatch,
             update_groups,
         })

@@ -193,6 +193,15 @@ pub fn example(kind: &str) -> Result<String, InputError> {
          {{ kind = \"first-order-nesterov\", r = 3.0 }},\n#    {{ kind = \"constant-nesterov\", lambda = 0.9 }}",
         tagged(&value(&cal.accelerator)?)
     );
+    if !unscented {
+        s.push_str(
+            "# No inflation beyond the process's own by default. When given, it replaces\n\
+             # `multiplicative_inflation` (as in EKP.jl): after each update with step Δt,\n\
+             # multiplicative scales the ensemble covariance by 1/(1 − s Δt); additive adds\n\
+             # s Δt/(1 − s Δt) Σ₀ (the prior covariance); s Δt must stay below 1.\n\
+             # inflation = { multiplicative = true, additive = false, s = 1.0 }\n",
+        );
+    }
     s.push_str(
         "# No minibatching by default (all data every update); 1-based indices:\n\
          # minibatch = { kind = \"fixed\", batches = [[1, 2], [3, 4]], order = \"in-order\" }\n\
@@ -234,7 +243,7 @@ pub fn example(kind: &str) -> Result<String, InputError> {
          # Other models:\n\
          # kind = \"linear\", matrix = [[1.0, 0.0], [0.0, 1.0]] (d rows, p columns), offset = [0.0, 0.0]\n\
          # kind = \"sinusoid\"\n\
-         # kind = \"command\", program = \"./model.sh\", args = [], env = {}, timeout = \"10m\"\n\
+         # kind = \"command\", program = \"./model.sh\", args = [], env = {}, timeout = 600.0\n\
          #   (one process per member, run in its folder: reads parameters.toml, writes output.toml)\n",
     );
     // The example must parse: a failure here is a bug, reported as such.

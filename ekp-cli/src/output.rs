@@ -208,9 +208,9 @@ pub fn history_csv(names: &[String], rows: &[IterationRow]) -> String {
         "crps",
         "unweighted_loss",
     ]
-        .iter()
-        .map(|h| h.to_string())
-        .collect();
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
     for n in names {
         header.push(format!("{n}_mean"));
         header.push(format!("{n}_std"));

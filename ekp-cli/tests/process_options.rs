@@ -440,3 +440,65 @@ fn calibrations_with_the_options_run_end_to_end() {
         }
     }
 }
+
+#[test]
+fn inflation_key_reaches_the_process_and_scales_the_covariance_exactly() {
+    use ekp_core::{ForwardModel, Inflation, NoiseCovariance, Observation, UpdateOutcome};
+    let base = "scheduler = { kind = \"fixed\", dt = 0.5 }\n\
+                accelerator = { kind = \"none\" }\n\
+                localization = { kind = \"none\" }\n\
+                perturb_observations = false";
+    let plain = parse(base);
+    let inflated = parse(&format!(
+        "{base}\ninflation = {{ multiplicative = true, s = 0.8 }}"
+    ));
+    assert_eq!(
+        inflated.inflation,
+        Some(Inflation {
+            multiplicative: true,
+            additive: false,
+            s: 0.8
+        })
+    );
+    assert_eq!(plain.inflation, None);
+    let ekp_cli::config::ObservationSpec::Given { values, .. } = &plain.observations else {
+        panic!("given data")
+    };
+    let obs = Observation::new(values.clone(), NoiseCovariance::scalar_std(0.1, values.len()).unwrap()).unwrap();
+    let model = ekp_cli::model::BuiltModel::new(&plain, ekp_models::Execution::Serial).unwrap();
+    let mut covs = Vec::new();
+    for cal in [&plain, &inflated] {
+        let mut ekp = cal.builder(obs.clone()).unwrap().build().unwrap();
+        let g = model.ensemble.evaluate(&ekp.constrained_ensemble()).unwrap();
+        assert!(matches!(ekp.update(&g).unwrap(), UpdateOutcome::Updated(_)));
+        covs.push(ekp_core::linalg::sample_covariance(ekp.ensemble()));
+    }
+    // 1/(1 − s Δt) = 1/(1 − 0.4).
+    let expected = &covs[0] / (1.0 - 0.8 * 0.5);
+    assert!(
+        (&covs[1] - &expected).norm() <= 1e-12 * expected.norm(),
+        "{} vs {}",
+        covs[1],
+        expected
+    );
+}
+
+#[test]
+fn bad_inflation_is_an_error_naming_the_key() {
+    let e = parse_err("inflation = { multiplicative = true, s = 0.0 }");
+    assert!(e.contains("process.inflation") && e.contains("test.toml"), "{e}");
+    let e = parse_err("inflation = { s = 1.0 }");
+    assert!(e.contains("process.inflation"), "{e}");
+    let e = parse_err("inflation = { multiplicative = true }\nmultiplicative_inflation = 0.1");
+    assert!(e.contains("process.inflation") && e.contains("not both"), "{e}");
+    let e = Calibration::parse(
+        &config("inflation = { additive = true }")
+            .replace("kind = \"inversion\"", "kind = \"unscented\"")
+            .replace("ensemble_size = 12\n", ""),
+        "test.toml",
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("process.inflation") && e.contains("sigma points"), "{e}");
+}

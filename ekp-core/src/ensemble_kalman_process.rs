@@ -759,7 +759,8 @@ impl EnsembleKalmanProcess {
                 expected_cols: n,
             });
         }
-        let warnings: Vec<crate::Warning> = crate::warnings::repeated_outputs(g).into_iter().collect();
+        let warnings: Vec<crate::Warning> =
+            crate::warnings::repeated_outputs(g).into_iter().collect();
         let imputation = impute_over_nonfinite(g, self.nan_tolerance, obs.values());
         let failed = imputation.failed.clone();
         let successful = imputation.successful();

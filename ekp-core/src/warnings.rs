@@ -66,7 +66,11 @@ impl fmt::Display for Warning {
                     pairs.len(),
                     if pairs.len() == 1 { "" } else { "s" },
                     shown.join(", "),
-                    if pairs.len() > shown.len() { ", …" } else { "" }
+                    if pairs.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
                 )
             }
         }
@@ -165,7 +169,10 @@ mod tests {
         let uki = Process::Unscented(Unscented::new(false));
         assert!(ensemble_size(&uki, 50, 5).is_empty());
         let text = ensemble_size(&eki, 2, 5)[0].to_string();
-        assert!(text.contains("10") && text.contains("ensemble_size"), "{text}");
+        assert!(
+            text.contains("10") && text.contains("ensemble_size"),
+            "{text}"
+        );
     }
 
     #[test]
