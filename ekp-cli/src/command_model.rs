@@ -389,6 +389,8 @@ pub struct CommandModel {
     spec: CommandSpec,
     program: PathBuf,
     prior: Prior,
+    /// How `parameters.toml` is written.
+    parameter_files: crate::layout::ParameterFiles,
     layout: Layout,
     outputs: usize,
     timeout: Option<Duration>,
@@ -418,6 +420,7 @@ impl CommandModel {
             spec: spec.clone(),
             program,
             prior: cal.prior.clone(),
+            parameter_files: cal.parameter_files.clone(),
             layout: Layout::new(&options.root, cal.ensemble_size, cal.iterations),
             outputs,
             timeout: options.timeout.or(spec.timeout),
@@ -437,7 +440,8 @@ impl CommandModel {
         if let Err(e) = std::fs::create_dir_all(&member_dir).and_then(|()| {
             std::fs::write(
                 member_dir.join(PARAMETERS_FILE),
-                layout::parameters_toml(&self.prior, theta, iteration, number),
+                self.parameter_files
+                    .render(&self.prior, theta, iteration, number),
             )
         }) {
             return MemberOutcome::Failed(format!(

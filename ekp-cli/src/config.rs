@@ -34,6 +34,7 @@ struct RawConfig {
     #[serde(default)]
     parameters: Vec<RawParameter>,
     parameters_from: Option<RawParametersFrom>,
+    parameter_files: Option<String>,
     observations: RawObservations,
     model: toml::Table,
 }
@@ -266,6 +267,8 @@ pub struct Calibration {
     pub observations: ObservationSpec,
     /// The model.
     pub model: ModelSpec,
+    /// How each member's `parameters.toml` is written (`parameter_files`).
+    pub parameter_files: crate::layout::ParameterFiles,
 }
 
 impl Calibration {
@@ -312,6 +315,25 @@ impl Calibration {
             Some(from) => crate::ekpjl_toml::prior_from_file(&base.join(&from.ekp_toml))
                 .map_err(|e| ctx.invalid("parameters_from.ekp_toml", e.to_string()))?,
         };
+        let parameter_files = match raw.parameter_files.as_deref() {
+            None | Some("flat") => crate::layout::ParameterFiles::Flat,
+            Some("ekp") => crate::layout::ParameterFiles::Ekp {
+                template: match &raw.parameters_from {
+                    None => toml::Table::new(),
+                    Some(from) => crate::ekpjl_toml::table_from_file(&base.join(&from.ekp_toml))
+                        .map_err(|e| ctx.invalid("parameters_from.ekp_toml", e.to_string()))?,
+                },
+            },
+            Some(other) => {
+                return Err(ctx.invalid(
+                    "parameter_files",
+                    format!(
+                        "unknown layout \"{other}\"; one of \"flat\" (`F = 8.1`, the default) \
+                         or \"ekp\" (EKP.jl's: `[F]` tables with `value = 8.1`)"
+                    ),
+                ));
+            }
+        };
         let (process, ensemble_size) = ctx.process(&raw.process, &prior)?;
         let options = ctx.options(&raw.process, &process, &prior)?;
         let iterations = raw.process.iterations.unwrap_or(5);
@@ -338,6 +360,7 @@ impl Calibration {
             prior,
             observations,
             model,
+            parameter_files,
         })
     }
 }

@@ -414,6 +414,19 @@ pub fn priors_from_str(text: &str, file: &str) -> Result<Vec<ParameterPrior>, In
     Ok(out)
 }
 
+/// An EKP.jl parameter TOML file as a table (the template of member files
+/// written in EKP.jl's layout, see [`crate::layout::ParameterFiles`]).
+pub fn table_from_file(path: &Path) -> Result<toml::Table, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| InputError::Parse {
+        file: path.display().to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
 /// The prior of an EKP.jl parameter TOML file.
 pub fn prior_from_file(path: &Path) -> Result<Prior, InputError> {
     let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {

@@ -119,6 +119,10 @@ pub fn example(kind: &str) -> Result<String, InputError> {
          # `ekp-cli prior --config FILE`.\n",
         env!("CARGO_PKG_VERSION")
     );
+    s.push_str(
+        "# parameter_files = \"flat\"   # top-level (before any table): each member's parameters.toml\n\
+         #   as `F = 8.1` (\"flat\") or in EKP.jl's layout, `[F]` with `value = 8.1` (\"ekp\")\n\n",
+    );
     s.push_str("[process]\n");
     let _ = writeln!(
         s,

@@ -142,20 +142,120 @@ fn number(v: &toml::Value) -> Option<f64> {
     }
 }
 
-/// Read a member's `parameters.toml` back into the flat parameter vector; the
-/// names must be exactly the calibration's parameters.
-pub fn read_parameters(path: &Path, prior: &Prior) -> Result<Vec<f64>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let file = path.display().to_string();
-    let table: toml::Table = toml::from_str(&text).map_err(|e| InputError::Parse {
-        file: file.clone(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
+/// How each member's `parameters.toml` is written and read (the calibration
+/// file's top-level `parameter_files`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ParameterFiles {
+    /// `F = 8.1`: each parameter by name, a vector parameter as an array.
+    #[default]
+    Flat,
+    /// EKP.jl's layout (its `save_parameter_ensemble`): one table per
+    /// parameter, `[F]` with `value = 8.1`, written into a copy of
+    /// `template` — the EKP.jl parameter file the priors came from
+    /// (`parameters_from.ekp_toml`), so its other entries (`prior`,
+    /// `constraint`, descriptions, parameters that are not calibrated) stay as
+    /// they were; empty when the priors came from `[[parameters]]`.
+    Ekp {
+        /// The tables the values are written into.
+        template: toml::Table,
+    },
+}
+
+impl ParameterFiles {
+    /// The name used in calibration files (`"flat"`, `"ekp"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ParameterFiles::Flat => "flat",
+            ParameterFiles::Ekp { .. } => "ekp",
+        }
+    }
+
+    /// The contents of a member's `parameters.toml` for the constrained
+    /// parameters `theta`.
+    pub fn render(&self, prior: &Prior, theta: &[f64], iteration: usize, member: usize) -> String {
+        match self {
+            ParameterFiles::Flat => parameters_toml(prior, theta, iteration, member),
+            ParameterFiles::Ekp { template } => {
+                let mut table = template.clone();
+                for (p, r) in prior.parameters().iter().zip(prior.ranges()) {
+                    let vals: Vec<toml::Value> = r
+                        .clone()
+                        .map(|i| toml::Value::Float(theta.get(i).copied().unwrap_or(f64::NAN)))
+                        .collect();
+                    let value = match vals.as_slice() {
+                        [v] if p.size() == 1 => v.clone(),
+                        _ => toml::Value::Array(vals),
+                    };
+                    match table.get_mut(p.name()) {
+                        Some(toml::Value::Table(t)) => {
+                            t.insert("value".into(), value);
+                        }
+                        _ => {
+                            let mut t = toml::Table::new();
+                            t.insert("value".into(), value);
+                            table.insert(p.name().to_string(), toml::Value::Table(t));
+                        }
+                    }
+                }
+                format!(
+                    "# ekp: parameters of member {member} of iteration {iteration} \
+                     (constrained values, EKP.jl's layout)\n{table}"
+                )
+            }
+        }
+    }
+
+    /// Read a member's `parameters.toml` back into the flat parameter vector.
+    pub fn read(&self, path: &Path, prior: &Prior) -> Result<Vec<f64>, InputError> {
+        let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = path.display().to_string();
+        let table: toml::Table = toml::from_str(&text).map_err(|e| InputError::Parse {
+            file: file.clone(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        match self {
+            ParameterFiles::Flat => flat_values(&table, &file, prior),
+            ParameterFiles::Ekp { .. } => ekp_values(&table, &file, prior),
+        }
+    }
+}
+
+/// The values of one parameter (`v`, `key` naming it in errors), checked
+/// against its size.
+fn parameter_values(
+    v: &toml::Value,
+    p: &ekp_core::ParameterPrior,
+    invalid: &dyn Fn(&str, String) -> InputError,
+    key: &str,
+) -> Result<Vec<f64>, InputError> {
+    let vals: Vec<f64> = match v {
+        toml::Value::Array(a) => a
+            .iter()
+            .map(number)
+            .collect::<Option<_>>()
+            .ok_or_else(|| invalid(key, "must be an array of numbers".into()))?,
+        other => vec![number(other).ok_or_else(|| invalid(key, "must be a number".into()))?],
+    };
+    if vals.len() != p.size() {
+        return Err(invalid(
+            key,
+            format!(
+                "has {} values, the parameter has size {}",
+                vals.len(),
+                p.size()
+            ),
+        ));
+    }
+    Ok(vals)
+}
+
+/// The flat layout: exactly the calibration's parameters, by name.
+fn flat_values(table: &toml::Table, file: &str, prior: &Prior) -> Result<Vec<f64>, InputError> {
     let invalid = |key: &str, message: String| InputError::Invalid {
-        file: file.clone(),
+        file: file.to_string(),
         key: key.to_string(),
         message,
     };
@@ -180,29 +280,41 @@ pub fn read_parameters(path: &Path, prior: &Prior) -> Result<Vec<f64>, InputErro
                 ),
             ));
         };
-        let vals: Vec<f64> = match v {
-            toml::Value::Array(a) => a
-                .iter()
-                .map(number)
-                .collect::<Option<_>>()
-                .ok_or_else(|| invalid(p.name(), "must be an array of numbers".into()))?,
-            other => {
-                vec![number(other).ok_or_else(|| invalid(p.name(), "must be a number".into()))?]
-            }
-        };
-        if vals.len() != p.size() {
-            return Err(invalid(
-                p.name(),
-                format!(
-                    "has {} values, the parameter has size {}",
-                    vals.len(),
-                    p.size()
-                ),
-            ));
-        }
-        theta.extend(vals);
+        theta.extend(parameter_values(v, p, &invalid, p.name())?);
     }
     Ok(theta)
+}
+
+/// EKP.jl's layout: `[name]` tables with a `value`; other tables and keys
+/// (the template's) are ignored.
+fn ekp_values(table: &toml::Table, file: &str, prior: &Prior) -> Result<Vec<f64>, InputError> {
+    let invalid = |key: &str, message: String| InputError::Invalid {
+        file: file.to_string(),
+        key: key.to_string(),
+        message,
+    };
+    let mut theta = Vec::with_capacity(prior.dim());
+    for p in prior.parameters() {
+        let key = format!("{}.value", p.name());
+        let v = match table.get(p.name()) {
+            Some(toml::Value::Table(t)) => t.get("value"),
+            _ => None,
+        };
+        let Some(v) = v else {
+            return Err(invalid(
+                &key,
+                "missing (EKP.jl's layout: a table per parameter with its `value`)".into(),
+            ));
+        };
+        theta.extend(parameter_values(v, p, &invalid, &key)?);
+    }
+    Ok(theta)
+}
+
+/// Read a member's flat `parameters.toml` back into the flat parameter
+/// vector; the names must be exactly the calibration's parameters.
+pub fn read_parameters(path: &Path, prior: &Prior) -> Result<Vec<f64>, InputError> {
+    ParameterFiles::Flat.read(path, prior)
 }
 
 /// The contents of an `output.toml`: `values = [...]`.
@@ -424,6 +536,58 @@ mod tests {
         for (a, b) in vals.iter().zip(&back) {
             assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn ekp_layout_keeps_the_template_and_reads_back_bit_for_bit() {
+        // EKP.jl's sinusoid example file, plus a parameter that is not calibrated.
+        let template: toml::Table = toml::from_str(
+            "[amplitude]\nprior = \"Parameterized(Normal(0.58, 0.47))\"\n\
+             constraint = \"bounded_below(0.0)\"\n\
+             [theta]\nprior = \"Parameterized(MvNormal(2, 1.0))\"\n\
+             [gravity]\nvalue = 9.81\ntype = \"float\"\n",
+        )
+        .unwrap();
+        let prior = Prior::new(vec![
+            ekp_core::ParameterPrior::gaussian("amplitude", 0.0, 1.0, 1).unwrap(),
+            ekp_core::ParameterPrior::gaussian("theta", 0.0, 1.0, 2).unwrap(),
+        ])
+        .unwrap();
+        let theta = [0.1, 2.0 / 3.0, -7.25e-300];
+        let files = ParameterFiles::Ekp { template };
+        let text = files.render(&prior, &theta, 3, 7);
+        let written: toml::Table = toml::from_str(&text).unwrap();
+        // As EKP.jl's save_parameter_ensemble: `value` set, the rest kept.
+        assert_eq!(written["amplitude"]["value"].as_float(), Some(0.1));
+        assert_eq!(
+            written["amplitude"]["constraint"].as_str(),
+            Some("bounded_below(0.0)")
+        );
+        assert_eq!(written["theta"]["value"].as_array().map(Vec::len), Some(2));
+        assert_eq!(written["gravity"]["value"].as_float(), Some(9.81));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("parameters.toml");
+        std::fs::write(&p, &text).unwrap();
+        let back = files.read(&p, &prior).unwrap();
+        assert_eq!(
+            back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            theta.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        // The flat reader rejects it, and the EKP reader names a missing value.
+        assert!(ParameterFiles::Flat.read(&p, &prior).is_err());
+        std::fs::write(&p, "[amplitude]\nvalue = 1.0\n[theta]\nprior = \"x\"\n").unwrap();
+        let err = files.read(&p, &prior).unwrap_err().to_string();
+        assert!(
+            err.contains("theta.value") && err.contains("parameters.toml"),
+            "{err}"
+        );
+        // Without a template (priors from [[parameters]]): one table per parameter.
+        let bare = ParameterFiles::Ekp {
+            template: toml::Table::new(),
+        };
+        let written: toml::Table = toml::from_str(&bare.render(&prior, &theta, 0, 1)).unwrap();
+        assert_eq!(written.len(), 2);
+        assert_eq!(written["amplitude"]["value"].as_float(), Some(0.1));
     }
 
     #[test]

@@ -425,7 +425,10 @@ impl Workflow {
             let col: Vec<f64> = theta.column(j).iter().copied().collect();
             write_atomic(
                 &dir.join(PARAMETERS_FILE),
-                layout::parameters_toml(ekp.prior(), &col, k, member).as_bytes(),
+                self.cal
+                    .parameter_files
+                    .render(ekp.prior(), &col, k, member)
+                    .as_bytes(),
             )?;
         }
         write_atomic(
@@ -659,7 +662,7 @@ pub fn forward(args: ForwardArgs) -> anyhow::Result<()> {
             if args.member_timeout.is_some() {
                 eprintln!("note: --member-timeout applies to command models only");
             }
-            let theta = layout::read_parameters(&params, &wf.cal.prior)?;
+            let theta = wf.cal.parameter_files.read(&params, &wf.cal.prior)?;
             let built = crate::model::BuiltModel::new(&wf.cal, Execution::Serial)?;
             let values = built
                 .ensemble

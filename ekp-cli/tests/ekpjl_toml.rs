@@ -216,3 +216,96 @@ kind = "sinusoid"
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nope.toml"));
 }
+
+/// The values of every member's parameters.toml of `iteration` in `dir`, by
+/// layout: flat `name = v`, or EKP.jl's `[name]` tables with `value`.
+fn member_values(dir: &Path, iteration: usize, members: usize, ekp_layout: bool) -> Vec<Vec<f64>> {
+    (1..=members)
+        .map(|j| {
+            let p = dir.join(format!(
+                "iteration_{iteration:03}/member_{j:03}/parameters.toml"
+            ));
+            let t: toml::Table = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            ["amplitude", "vert_shift"]
+                .iter()
+                .map(|n| {
+                    let v = if ekp_layout { &t[*n]["value"] } else { &t[*n] };
+                    v.as_float().unwrap()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn member_files_in_ekp_jl_layout_keep_the_file_and_change_no_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("priors.toml"), SINUSOID_PRIORS).unwrap();
+    let cal = |layout: &str| {
+        format!(
+            r#"parameters_from = {{ ekp_toml = "priors.toml" }}
+parameter_files = "{layout}"
+[process]
+kind = "inversion"
+ensemble_size = 10
+iterations = 2
+[observations]
+truth = {{ amplitude = 3.0, vert_shift = 7.0 }}
+noise_std = 0.1
+[model]
+kind = "sinusoid"
+"#
+        )
+    };
+    let mut values = Vec::new();
+    for layout in ["flat", "ekp"] {
+        std::fs::write(tmp.path().join(format!("{layout}.toml")), cal(layout)).unwrap();
+        let dir = format!("wf-{layout}");
+        let cfg = format!("{layout}.toml");
+        let o = ekp(&["init", "--config", &cfg, "--dir", &dir], tmp.path());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for j in 1..=10 {
+            let o = ekp(
+                &["forward", "--dir", &dir, "--member", &j.to_string()],
+                tmp.path(),
+            );
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let o = ekp(&["update", "--dir", &dir], tmp.path());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let root = tmp.path().join(&dir);
+        values.push([0, 1].map(|k| member_values(&root, k, 10, layout == "ekp")));
+    }
+    // The layout changes how numbers are written, never which.
+    assert_eq!(values[0], values[1]);
+    // amplitude is bounded below by 0: the files hold constrained values.
+    assert!(values[1][0].iter().all(|m| m[0] > 0.0));
+    // EKP.jl's layout keeps the file's own entries beside each value.
+    let text = std::fs::read_to_string(
+        tmp.path()
+            .join("wf-ekp/iteration_001/member_004/parameters.toml"),
+    )
+    .unwrap();
+    let t: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(
+        t["amplitude"]["constraint"].as_str(),
+        Some("bounded_below(0.0)")
+    );
+    assert!(
+        t["vert_shift"]["prior"]
+            .as_str()
+            .unwrap()
+            .contains("Normal(0,5)")
+    );
+    assert!(t["vert_shift"]["description"].as_str().is_some());
+
+    // An unknown layout is bad input naming the key.
+    std::fs::write(tmp.path().join("bad.toml"), cal("julia")).unwrap();
+    let o = ekp(&["run", "--config", "bad.toml", "-q"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("parameter_files") && err.contains("bad.toml"),
+        "{err}"
+    );
+}

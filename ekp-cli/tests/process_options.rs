@@ -464,12 +464,19 @@ fn inflation_key_reaches_the_process_and_scales_the_covariance_exactly() {
     let ekp_cli::config::ObservationSpec::Given { values, .. } = &plain.observations else {
         panic!("given data")
     };
-    let obs = Observation::new(values.clone(), NoiseCovariance::scalar_std(0.1, values.len()).unwrap()).unwrap();
+    let obs = Observation::new(
+        values.clone(),
+        NoiseCovariance::scalar_std(0.1, values.len()).unwrap(),
+    )
+    .unwrap();
     let model = ekp_cli::model::BuiltModel::new(&plain, ekp_models::Execution::Serial).unwrap();
     let mut covs = Vec::new();
     for cal in [&plain, &inflated] {
         let mut ekp = cal.builder(obs.clone()).unwrap().build().unwrap();
-        let g = model.ensemble.evaluate(&ekp.constrained_ensemble()).unwrap();
+        let g = model
+            .ensemble
+            .evaluate(&ekp.constrained_ensemble())
+            .unwrap();
         assert!(matches!(ekp.update(&g).unwrap(), UpdateOutcome::Updated(_)));
         covs.push(ekp_core::linalg::sample_covariance(ekp.ensemble()));
     }
@@ -486,11 +493,17 @@ fn inflation_key_reaches_the_process_and_scales_the_covariance_exactly() {
 #[test]
 fn bad_inflation_is_an_error_naming_the_key() {
     let e = parse_err("inflation = { multiplicative = true, s = 0.0 }");
-    assert!(e.contains("process.inflation") && e.contains("test.toml"), "{e}");
+    assert!(
+        e.contains("process.inflation") && e.contains("test.toml"),
+        "{e}"
+    );
     let e = parse_err("inflation = { s = 1.0 }");
     assert!(e.contains("process.inflation"), "{e}");
     let e = parse_err("inflation = { multiplicative = true }\nmultiplicative_inflation = 0.1");
-    assert!(e.contains("process.inflation") && e.contains("not both"), "{e}");
+    assert!(
+        e.contains("process.inflation") && e.contains("not both"),
+        "{e}"
+    );
     let e = Calibration::parse(
         &config("inflation = { additive = true }")
             .replace("kind = \"inversion\"", "kind = \"unscented\"")
@@ -500,5 +513,8 @@ fn bad_inflation_is_an_error_naming_the_key() {
     .map(|_| ())
     .unwrap_err()
     .to_string();
-    assert!(e.contains("process.inflation") && e.contains("sigma points"), "{e}");
+    assert!(
+        e.contains("process.inflation") && e.contains("sigma points"),
+        "{e}"
+    );
 }
