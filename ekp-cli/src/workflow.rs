@@ -1005,35 +1005,42 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     }
     println!("\nmisfit history:");
     println!(
-        "  {:>9}  {:>11}  {:>11}  {:>11}  failed members",
-        "iteration", "Δt", "loss", "avg rmse"
+        "  {:>9}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}  failed members",
+        "iteration", "Δt", "loss", "bayes loss", "avg rmse", "crps"
     );
-    for r in wf.rows(&ekp, None) {
+    let line = |k: String, dt: String, m: &ekp_core::ErrorMetrics, failed: String| {
+        let opt = |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{v:.4e}"));
         println!(
-            "  {:>9}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {}",
-            r.iteration,
-            r.dt.unwrap_or(f64::NAN),
-            r.metrics.loss,
-            r.metrics.avg_rmse,
-            r.failed
-                .iter()
-                .map(|j| (j + 1).to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
+            "  {:>9}  {:>11}  {:>11.4e}  {:>11}  {:>11.4e}  {:>11}  {}",
+            k,
+            dt,
+            m.loss,
+            opt(m.bayes_loss),
+            m.avg_rmse,
+            opt(m.crps),
+            failed
+        );
+    };
+    let members = |f: &[usize], base: usize| {
+        f.iter()
+            .map(|j| (j + base).to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for r in wf.rows(&ekp, None) {
+        line(
+            r.iteration.to_string(),
+            format!("{:.4e}", r.dt.unwrap_or(f64::NAN)),
+            &r.metrics,
+            members(&r.failed, 1),
         );
     }
     match wf.record(k) {
-        Some(r) if r.kind == "final" => println!(
-            "  {:>9}  {:>11}  {:>11.4e}  {:>11.4e}  {}   (final ensemble)",
-            k,
-            "—",
-            r.metrics.loss,
-            r.metrics.avg_rmse,
-            r.failed
-                .iter()
-                .map(|j| j.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
+        Some(r) if r.kind == "final" => line(
+            k.to_string(),
+            "—".to_string(),
+            &r.metrics,
+            format!("{}   (final ensemble)", members(&r.failed, 0)),
         ),
         _ => println!("  {:>9}  (awaiting outputs)", k),
     }
