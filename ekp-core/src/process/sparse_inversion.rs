@@ -18,7 +18,11 @@
 //! ```
 //!
 //! The covariances are those of EKI (normalised by `1/n`, `√ε` added to the
-//! diagonal of the joint covariance, `C^{ug}` and `C^{gg}` localized). Then,
+//! diagonal of the joint covariance, `C^{ug}` and `C^{gg}` localized). A
+//! localizer can make `C_post` indefinite (and round-off can where the
+//! ensemble is rank-deficient): then its eigenvalues are raised to at least
+//! `√ε λ_max` (EKP.jl hands such a matrix to its solver as is, declaring it
+//! positive semi-definite). Then,
 //! as in EKP.jl, the chosen parameters with `|u_i| ≤ threshold` are set to
 //! zero, and with `reg > 0` every chosen parameter gets `N(0, reg)` noise.
 //!
@@ -29,11 +33,12 @@
 //! involves `u` only. Minimising over `g` first leaves exactly the problem
 //! above (the Schur complement of the joint precision is `C_post⁻¹`, and the
 //! unconstrained minimiser is the EKI update), so the solutions agree; the
-//! problem has `p + |S|` variables instead of `p + d + |S|`, and no inverse
-//! of the (nearly singular) joint covariance is formed: with
-//! `C_post = L Lᵀ` (Cholesky), `u = a_j + L w` and the objective is `½ ‖w‖²`.
-//! Each member's problem is a convex QP with `2|S| + 1` linear inequalities
-//! (`t_i ≥ ±u_i`, `Σ t_i ≤ γ`), solved by the interior-point solver
+//! problem does not grow with `d`, and no inverse of the (nearly singular)
+//! joint covariance is formed: with `C_post = L Lᵀ` (Cholesky), the
+//! constraint `u = a_j + L w` and the objective `½ ‖w‖²`. Each member's
+//! problem is a convex QP in `(u, w, t)` (`2p + |S|` variables) with `p`
+//! equalities and `2|S| + 1` linear inequalities (`t_i ≥ ±u_i`,
+//! `Σ t_i ≤ γ`), solved by the interior-point solver
 //! [`clarabel`]; members are solved in parallel (rayon), and the answer does
 //! not depend on the number of threads.
 //!
@@ -66,8 +71,9 @@
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::{
     DefaultSettings, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus, SupportedConeT,
+    ZeroConeT,
 };
-use nalgebra::{DMatrix, DVector};
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
@@ -99,7 +105,7 @@ pub struct SparseInversion {
     /// The chosen parameters `S` (0-based indices into the unconstrained
     /// parameter vector; EKP.jl's `uc_idx`). `None`: all of them (the
     /// default).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparse_indices: Option<Vec<usize>>,
     /// Perturb the data of each member with `N(0, Γ/Δt)` noise (EKP.jl's
     /// default for a deterministic forward map). Ignored (no perturbation)
@@ -227,6 +233,9 @@ pub(crate) fn update<R: Rng + Clone>(
     })?;
     let mut c_post = c_uu - &c_ug * gain_t;
     c_post = (&c_post + c_post.transpose()) * 0.5;
+    if c_post.clone().cholesky().is_none() {
+        c_post = clamp_eigenvalues(c_post);
+    }
 
     let indices = settings.indices(p);
     let projected: Vec<Result<DVector<f64>, String>> = (0..n)
@@ -319,37 +328,43 @@ fn project(
         .ok_or("the posterior covariance is not positive definite")?
         .l();
     let k = indices.len();
-    // Variables x = [w (p); t (k)], u = a + L w; minimise ½‖w‖².
-    // Rows (A x ≤ b, as A x + s = b with s ≥ 0):
-    //   r      : (L w)_i − t_r ≤ −a_i
-    //   k + r  : −(L w)_i − t_r ≤ a_i
-    //   2k     : Σ t ≤ γ
-    let nvar = p + k;
-    let m = 2 * k + 1;
+    // Variables x = [u (p); w (p); t (k)]; minimise ½‖w‖² with u = a + L w.
+    // u is a variable of its own so that the ℓ1 rows act on it directly (the
+    // solver's residuals are then those of u, not amplified by L).
+    // Rows (A x + s = b):
+    //   zero cone, i < p   : u_i − (L w)_i = a_i
+    //   nonnegative cone   : u_i − t_r ≤ 0,  −u_i − t_r ≤ 0  (r-th chosen i),
+    //                        Σ t ≤ γ
+    let nvar = 2 * p + k;
+    let m = p + 2 * k + 1;
     let mut a_dense = DMatrix::<f64>::zeros(m, nvar);
     let mut b = vec![0.0; m];
-    for (r, &i) in indices.iter().enumerate() {
+    for i in 0..p {
+        a_dense[(i, i)] = 1.0;
         for c in 0..=i {
-            a_dense[(r, c)] = l[(i, c)];
-            a_dense[(k + r, c)] = -l[(i, c)];
+            a_dense[(i, p + c)] = -l[(i, c)];
         }
-        a_dense[(r, p + r)] = -1.0;
-        a_dense[(k + r, p + r)] = -1.0;
-        a_dense[(2 * k, p + r)] = 1.0;
-        b[r] = -center[i];
-        b[k + r] = center[i];
+        b[i] = center[i];
     }
-    b[2 * k] = gamma;
+    for (r, &i) in indices.iter().enumerate() {
+        a_dense[(p + r, i)] = 1.0;
+        a_dense[(p + r, 2 * p + r)] = -1.0;
+        a_dense[(p + k + r, i)] = -1.0;
+        a_dense[(p + k + r, 2 * p + r)] = -1.0;
+        a_dense[(p + 2 * k, 2 * p + r)] = 1.0;
+    }
+    b[p + 2 * k] = gamma;
     let a_csc = dense_to_csc(&a_dense);
+    // P = diag(0_p, I_p, 0_k), upper triangular as clarabel wants.
     let p_csc = CscMatrix::new(
         nvar,
         nvar,
-        (0..=nvar).map(|c| c.min(p)).collect(),
-        (0..p).collect(),
+        (0..=nvar).map(|c| c.saturating_sub(p).min(p)).collect(),
+        (p..2 * p).collect(),
         vec![1.0; p],
     );
     let q = vec![0.0; nvar];
-    let cones: [SupportedConeT<f64>; 1] = [NonnegativeConeT(m)];
+    let cones: [SupportedConeT<f64>; 2] = [ZeroConeT(p), NonnegativeConeT(2 * k + 1)];
     let settings = DefaultSettings {
         verbose: false,
         ..DefaultSettings::default()
@@ -361,8 +376,22 @@ fn project(
         SolverStatus::Solved | SolverStatus::AlmostSolved => {}
         status => return Err(format!("clarabel stopped with status {status:?}")),
     }
-    let w = DVector::from_column_slice(&solver.solution.x[..p]);
-    Ok(center + l * w)
+    Ok(DVector::from_column_slice(&solver.solution.x[..p]))
+}
+
+/// The symmetric `c` with its eigenvalues raised to at least `√ε λ_max`
+/// (`λ_max` the largest in magnitude, at least the smallest normal number).
+fn clamp_eigenvalues(c: DMatrix<f64>) -> DMatrix<f64> {
+    let eig = SymmetricEigen::new(c);
+    let scale = eig
+        .eigenvalues
+        .iter()
+        .fold(f64::MIN_POSITIVE, |m, l| m.max(l.abs()));
+    let floor = f64::EPSILON.sqrt() * scale;
+    let q = &eig.eigenvectors;
+    let clamped = eig.eigenvalues.map(|l| l.max(floor));
+    let out = q * DMatrix::from_diagonal(&clamped) * q.transpose();
+    (&out + out.transpose()) * 0.5
 }
 
 /// A dense matrix in clarabel's compressed-column form (zeros dropped).
