@@ -8,6 +8,9 @@
 //!   with `λ ≥ 0` the root of `Σ_{i∈S} max(|a_i| − λ c_i, 0) = γ`, and
 //!   `u_i = a_i` off `S`;
 //! - `γ = 0`: `u = a − C[:, S] C[S, S]⁻¹ a_S`.
+//!
+//! And against a second implementation: EKP.jl's `sparse_qp` over the joint
+//! `[u; g]`, written out and solved in the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
@@ -446,5 +449,144 @@ fn a_small_localized_ensemble_still_projects_onto_the_ball() {
                 );
             }
         }
+    }
+}
+
+/// EKP.jl's `sparse_qp` as written there: the QP over the joint `x = [u; g]`,
+/// `min ½ xᵀ P x + qᵀ x`, `P = H_gᵀ Γ⁻¹ H_g + C^{vv}⁻¹`,
+/// `q = −(C^{vv}⁻¹ v_j + H_gᵀ Γ⁻¹ y_j)`, `Σ_{i∈S} |u_i| ≤ γ`, solved here by
+/// clarabel directly; returns `u`.
+fn ekpjl_joint_qp(
+    c_vv: &DMatrix<f64>,
+    gamma_diag: &DVector<f64>,
+    v: &DVector<f64>,
+    y: &DVector<f64>,
+    p: usize,
+    s: &[usize],
+    radius: f64,
+) -> DVector<f64> {
+    use clarabel::algebra::CscMatrix;
+    use clarabel::solver::{
+        DefaultSettings, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus,
+    };
+    let m = c_vv.nrows();
+    let d = m - p;
+    let c_inv = c_vv.clone().try_inverse().unwrap();
+    let mut big_p = c_inv.clone();
+    for i in 0..d {
+        big_p[(p + i, p + i)] += 1.0 / gamma_diag[i];
+    }
+    let mut q = -(&c_inv * v);
+    for i in 0..d {
+        q[p + i] -= y[i] / gamma_diag[i];
+    }
+    let k = s.len();
+    let nvar = m + k;
+    // Upper triangle of P, column by column.
+    let (mut colptr, mut rowval, mut nzval) = (vec![0], vec![], vec![]);
+    for c in 0..nvar {
+        if c < m {
+            for r in 0..=c {
+                rowval.push(r);
+                nzval.push(0.5 * (big_p[(r, c)] + big_p[(c, r)]));
+            }
+        }
+        colptr.push(rowval.len());
+    }
+    let p_csc = CscMatrix::new(nvar, nvar, colptr, rowval, nzval);
+    let mut a = DMatrix::<f64>::zeros(2 * k + 1, nvar);
+    for (r, &i) in s.iter().enumerate() {
+        a[(r, i)] = 1.0;
+        a[(r, m + r)] = -1.0;
+        a[(k + r, i)] = -1.0;
+        a[(k + r, m + r)] = -1.0;
+        a[(2 * k, m + r)] = 1.0;
+    }
+    let rows: Vec<Vec<f64>> = a.row_iter().map(|r| r.iter().copied().collect()).collect();
+    let a_csc = CscMatrix::from(&rows);
+    let mut b = vec![0.0; 2 * k + 1];
+    b[2 * k] = radius;
+    let mut q_full = q.as_slice().to_vec();
+    q_full.resize(nvar, 0.0);
+    let settings = DefaultSettings {
+        verbose: false,
+        ..DefaultSettings::default()
+    };
+    let mut solver = DefaultSolver::new(
+        &p_csc,
+        &q_full,
+        &a_csc,
+        &b,
+        &[NonnegativeConeT(2 * k + 1)],
+        settings,
+    )
+    .unwrap();
+    solver.solve();
+    assert_eq!(solver.solution.status, SolverStatus::Solved);
+    DVector::from_column_slice(&solver.solution.x[..p])
+}
+
+#[test]
+fn the_reduced_projection_agrees_with_ekpjl_s_joint_qp() {
+    // A nonlinear model and more members than p + d, so that the joint
+    // covariance is well conditioned; Δt = 1, where EKP.jl's QP and ours
+    // are the same problem.
+    let (p, d, n) = (4, 3, 40);
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let u = DMatrix::from_fn(p, n, |_, _| 2.0 * rng.random::<f64>() - 1.0);
+    let gm = DMatrix::from_fn(d, p, |_, _| 2.0 * rng.random::<f64>() - 1.0);
+    let g = (&gm * &u).map(|x| x + 0.3 * x.sin() * x);
+    let gamma_diag = DVector::from_fn(d, |_, _| 0.05 + 0.1 * rng.random::<f64>());
+    let y = DMatrix::from_fn(d, n, |_, _| 2.0 * rng.random::<f64>() - 1.0);
+    let mut v = DMatrix::zeros(p + d, n);
+    v.rows_mut(0, p).copy_from(&u);
+    v.rows_mut(p, d).copy_from(&g);
+    let mean = v.column_mean();
+    let mut va = v.clone();
+    for mut c in va.column_iter_mut() {
+        c -= &mean;
+    }
+    let mut c_vv = (&va * va.transpose()) / n as f64;
+    for i in 0..p + d {
+        c_vv[(i, i)] += f64::EPSILON.sqrt();
+    }
+    let c_uu = c_vv.view((0, 0), (p, p)).into_owned();
+    let c_ug = c_vv.view((0, p), (p, d)).into_owned();
+    let mut s_gg = c_vv.view((p, p), (d, d)).into_owned();
+    for i in 0..d {
+        s_gg[(i, i)] += gamma_diag[i];
+    }
+    let s_inv = s_gg.try_inverse().unwrap();
+    let c_post = &c_uu - &c_ug * &s_inv * c_ug.transpose();
+    let s = [0, 2, 3];
+    for j in 0..5 {
+        let a = u.column(j) + &c_ug * &s_inv * (y.column(j) - g.column(j));
+        let l1: f64 = s.iter().map(|&i| a[i].abs()).sum();
+        let radius = 0.4 * l1;
+        let ours = l1_projection(&a, &c_post, &s, radius).unwrap();
+        let theirs = ekpjl_joint_qp(
+            &c_vv,
+            &gamma_diag,
+            &v.column(j).into_owned(),
+            &y.column(j).into_owned(),
+            p,
+            &s,
+            radius,
+        );
+        assert!(
+            (&ours - &theirs).amax() < 1e-5,
+            "member {j}: {ours} vs {theirs}"
+        );
+        // The unconstrained minimiser of EKP.jl's QP is the EKI update.
+        let free = ekpjl_joint_qp(
+            &c_vv,
+            &gamma_diag,
+            &v.column(j).into_owned(),
+            &y.column(j).into_owned(),
+            p,
+            &s,
+            1e6,
+        );
+        assert!((&free - &a).amax() < 1e-5, "member {j}: {free} vs {a}");
     }
 }
