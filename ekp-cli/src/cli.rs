@@ -152,7 +152,7 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub example: bool,
     /// The process of the example: inversion, transform-inversion, sampler,
-    /// unscented, transform-unscented.
+    /// unscented, transform-unscented, gauss-newton, sparse-inversion.
     #[arg(long, value_name = "KIND")]
     pub process: Option<String>,
 }

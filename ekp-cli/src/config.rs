@@ -11,7 +11,7 @@ use ekp_core::{
     Accelerator, EkpBuilder, EkpError, EnsembleKalmanProcess, FailurePolicy, GaussNewton,
     Inflation, Inversion, Localizer, Minibatcher, NoiseCovariance, Observation, ObservationSeries,
     ParameterPrior, Prior, Process, Remainder, Sampler, SamplerType, Scheduler, SigmaPoints,
-    TransformInversion, Unscented, UpdateGroup,
+    SparseInversion, TransformInversion, Unscented, UpdateGroup,
 };
 use ekp_models::{Lorenz96Config, SinusoidConfig};
 use nalgebra::{DMatrix, DVector};
@@ -75,6 +75,10 @@ struct RawProcess {
     update_freq: Option<usize>,
     sigma_points: Option<SigmaPoints>,
     modified_unscented_transform: Option<bool>,
+    gamma: Option<f64>,
+    threshold: Option<f64>,
+    reg: Option<f64>,
+    sparse_parameters: Option<Vec<String>>,
     scheduler: Option<Scheduler>,
     localization: Option<Localizer>,
     failure: Option<FailurePolicy>,
@@ -550,21 +554,33 @@ impl Ctx<'_> {
                 Process::GaussNewton(settings)
             }
             ProcessKind::SparseInversion => {
-                return Err(self.invalid(
-                    "process.kind",
-                    "\"sparse-inversion\" is not available in this version of ekp; \
-                     available: \"inversion\", \"transform-inversion\", \"sampler\", \
-                     \"unscented\", \"transform-unscented\", \"gauss-newton\"",
-                ));
+                if raw.impose_prior.is_some() {
+                    return Err(self.invalid(
+                        "process.impose_prior",
+                        "sparse-inversion never uses the prior (as EKP.jl's SparseInversion); \
+                         remove the key",
+                    ));
+                }
+                Process::SparseInversion(self.sparse_inversion(raw, prior)?)
             }
         };
         // Keys that belong to other processes are errors, not silently ignored.
-        let foreign: [(&str, bool, bool); 6] = [
+        let sparse = raw.kind == ProcessKind::SparseInversion;
+        let foreign: [(&str, bool, bool); 10] = [
             (
                 "perturb_observations",
                 raw.perturb_observations.is_some(),
-                matches!(raw.kind, ProcessKind::Inversion | ProcessKind::GaussNewton),
+                matches!(
+                    raw.kind,
+                    ProcessKind::Inversion
+                        | ProcessKind::GaussNewton
+                        | ProcessKind::SparseInversion
+                ),
             ),
+            ("gamma", raw.gamma.is_some(), sparse),
+            ("threshold", raw.threshold.is_some(), sparse),
+            ("reg", raw.reg.is_some(), sparse),
+            ("sparse_parameters", raw.sparse_parameters.is_some(), sparse),
             (
                 "multiplicative_inflation",
                 raw.multiplicative_inflation.is_some(),
@@ -632,6 +648,87 @@ impl Ctx<'_> {
             return Err(self.invalid("process.iterations", "must be at least 1"));
         }
         Ok((process, n))
+    }
+
+    /// The settings of `sparse-inversion`: `gamma` (required), `threshold`,
+    /// `reg`, `sparse_parameters` (names of parameters, all their components,
+    /// or of single components such as `"u[2]"`), `perturb_observations`.
+    fn sparse_inversion(
+        &self,
+        raw: &RawProcess,
+        prior: &Prior,
+    ) -> Result<SparseInversion, InputError> {
+        let gamma = raw.gamma.ok_or_else(|| {
+            self.invalid(
+                "process.gamma",
+                "is required for sparse-inversion: the upper limit of the ℓ1 norm of the \
+                 sparse parameters (in unconstrained space; EKP.jl's γ has no default)",
+            )
+        })?;
+        let mut settings = SparseInversion::new(gamma);
+        if let Some(t) = raw.threshold {
+            settings.threshold = t;
+        }
+        if let Some(r) = raw.reg {
+            settings.reg = r;
+        }
+        if let Some(p) = raw.perturb_observations {
+            settings.perturb_observations = p;
+        }
+        for (key, v) in [
+            ("gamma", settings.gamma),
+            ("threshold", settings.threshold),
+            ("reg", settings.reg),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(self.invalid(
+                    format!("process.{key}"),
+                    format!("must be ≥ 0 and finite, got {v}"),
+                ));
+            }
+        }
+        if let Some(names) = &raw.sparse_parameters {
+            let key = "process.sparse_parameters";
+            if names.is_empty() {
+                return Err(self.invalid(key, "is empty; leave it out to choose every parameter"));
+            }
+            let ranges = prior.ranges();
+            let flat = prior.flat_names();
+            let mut indices: Vec<usize> = Vec::new();
+            for name in names {
+                let found: Vec<usize> =
+                    match prior.parameters().iter().position(|p| p.name() == name) {
+                        Some(i) => ranges[i].clone().collect(),
+                        None => match flat.iter().position(|f| f == name) {
+                            Some(i) => vec![i],
+                            None => {
+                                return Err(self.invalid(
+                                    key,
+                                    format!(
+                                        "\"{name}\" is neither a calibrated parameter nor one \
+                                         component of one (such as \"{}\")",
+                                        flat.last().map(String::as_str).unwrap_or("u[1]")
+                                    ),
+                                ));
+                            }
+                        },
+                    };
+                for i in found {
+                    if indices.contains(&i) {
+                        return Err(self.invalid(
+                            key,
+                            format!("\"{}\" is chosen twice (through \"{name}\")", flat[i]),
+                        ));
+                    }
+                    indices.push(i);
+                }
+            }
+            settings.sparse_indices = Some(indices);
+        }
+        settings
+            .validate(prior.dim())
+            .map_err(|m| self.invalid("process", m))?;
+        Ok(settings)
     }
 
     /// Scheduler, localization, failure handling, accelerator, minibatching
@@ -717,7 +814,9 @@ impl Ctx<'_> {
                 ));
             }
         }
-        if process.unscented().is_some() && raw.update_groups.is_some() {
+        if (process.unscented().is_some() || matches!(process, Process::SparseInversion(_)))
+            && raw.update_groups.is_some()
+        {
             return Err(self.invalid(
                 "process.update_groups",
                 format!("not supported with {} in this version", process.kind()),

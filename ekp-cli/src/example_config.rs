@@ -80,8 +80,14 @@ fn value<T: serde::Serialize>(x: &T) -> Result<toml::Value, InputError> {
 
 /// The minimal calibration the example is derived from.
 fn minimal(kind: &str) -> String {
+    // sparse-inversion's γ has no default: the example shows an illustrative one.
+    let required = if kind == "sparse-inversion" {
+        "gamma = 3.0\n"
+    } else {
+        ""
+    };
     format!(
-        "[process]\nkind = {}\n\n[[parameters]]\nname = \"F\"\n\
+        "[process]\nkind = {}\n{required}\n[[parameters]]\nname = \"F\"\n\
          prior = {{ kind = \"constrained-gaussian\", mean = 9.0, std = 2.0, lower = 0.0 }}\n\n\
          [[parameters]]\nname = \"A\"\n\
          prior = {{ kind = \"constrained-gaussian\", mean = 3.0, std = 1.25, lower = 0.0 }}\n\n\
@@ -101,6 +107,12 @@ fn process_key_comment(k: &str) -> &'static str {
         "update_freq" => "reset Σ_ω every this many iterations (0: never)",
         "sigma_points" => "\"symmetric\" (2p + 1) | \"simplex\" (p + 2)",
         "modified_unscented_transform" => "the mean is the centre point's",
+        "gamma" => {
+            "required, no default (EKP.jl's γ): the upper limit of Σ|u_i| over the sparse \
+             parameters (unconstrained values) of each member; smaller is sparser"
+        }
+        "threshold" => "after the projection, sparse parameters with |u_i| ≤ this are set to 0",
+        "reg" => "variance of N(0, reg) noise added to the sparse parameters (0: none)",
         _ => "",
     }
 }
@@ -127,7 +139,7 @@ pub fn example(kind: &str) -> Result<String, InputError> {
     let _ = writeln!(
         s,
         "kind = {}\n# one of \"inversion\", \"transform-inversion\", \"sampler\", \"unscented\", \
-         \"transform-unscented\" (what this version supports)",
+         \"transform-unscented\", \"gauss-newton\", \"sparse-inversion\" (what this version supports)",
         toml::Value::String(kind.to_string())
     );
     let unscented = cal.process.unscented().is_some();
@@ -162,6 +174,13 @@ pub fn example(kind: &str) -> Result<String, InputError> {
                 );
             } else if comment.is_empty() {
                 let _ = writeln!(s, "{line}");
+            } else if k == "gamma" {
+                let _ = writeln!(s, "{line}   # {comment}");
+                let _ = writeln!(
+                    s,
+                    "# sparse_parameters = [\"F\", \"A\"]   # the sparse (ℓ1-constrained) parameters: \
+                     names, or components such as \"u[2]\"; default: every parameter"
+                );
             } else {
                 let _ = writeln!(s, "{line}   # {comment}");
             }

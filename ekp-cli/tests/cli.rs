@@ -217,8 +217,9 @@ fn bad_values_name_their_key() {
             "observations.truth.A",
         ),
         (
+            // sparse-inversion's gamma has no default.
             LORENZ_TRUTH.replace("kind = \"inversion\"", "kind = \"sparse-inversion\""),
-            "process.kind",
+            "process.gamma",
         ),
         (
             LORENZ_TRUTH.replace("kind = \"lorenz96\"", "kind = \"lorenz96\"\nsites = 2"),

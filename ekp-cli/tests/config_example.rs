@@ -15,12 +15,13 @@ fn ekp(args: &[&str], dir: &Path) -> Output {
         .expect("ekp-cli runs")
 }
 
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 6] = [
     "inversion",
     "transform-inversion",
     "sampler",
     "unscented",
     "transform-unscented",
+    "sparse-inversion",
 ];
 
 #[test]
@@ -71,7 +72,7 @@ fn every_example_parses_and_shows_the_defaults() {
 #[test]
 fn the_printed_example_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    for kind in ["inversion", "unscented"] {
+    for kind in ["inversion", "unscented", "sparse-inversion"] {
         let o = ekp(&["config", "--example", "--process", kind], tmp.path());
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         // A short run: one update.

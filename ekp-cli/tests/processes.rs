@@ -9,7 +9,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use ekp_cli::config::Calibration;
-use ekp_core::{GaussNewton, Process, Sampler, SamplerType, Scheduler, SigmaPoints, Unscented};
+use ekp_core::{
+    GaussNewton, Localizer, Process, Sampler, SamplerType, Scheduler, SigmaPoints, SparseInversion,
+    Unscented,
+};
 
 const DEFAULT: &str = include_str!("../src/default_config.toml");
 
@@ -56,6 +59,13 @@ fn processes() -> Vec<(&'static str, String)> {
         (
             "gauss-newton",
             "[process]\nkind = \"gauss-newton\"\nensemble_size = 10\niterations = 3\nseed = 5\n\
+             scheduler = { kind = \"fixed\", dt = 0.5 }"
+                .to_string(),
+        ),
+        (
+            "sparse-inversion",
+            "[process]\nkind = \"sparse-inversion\"\nensemble_size = 10\niterations = 3\nseed = 5\n\
+             gamma = 0.5\nthreshold = 0.01\nsparse_parameters = [\"A\"]\n\
              scheduler = { kind = \"fixed\", dt = 0.5 }"
                 .to_string(),
         ),
@@ -277,6 +287,36 @@ fn process_keys_parse_into_core_settings() {
     let c = parse("kind = \"transform-unscented\"\nimpose_prior = true").unwrap();
     assert_eq!(c.process, Process::TransformUnscented(Unscented::new(true)));
     assert_eq!(c.ensemble_size, 5); // 2p + 1
+    // sparse-inversion: EKP.jl's defaults (Δt = 1, sec-nice, no accelerator).
+    let c = parse("kind = \"sparse-inversion\"\ngamma = 1.5").unwrap();
+    assert_eq!(
+        c.process,
+        Process::SparseInversion(SparseInversion::new(1.5))
+    );
+    assert_eq!(c.scheduler, Scheduler::Fixed { dt: 1.0 });
+    assert_eq!(c.localizer, Localizer::sec_nice());
+    assert!(c.accelerator.is_none());
+    let c = parse(
+        "kind = \"sparse-inversion\"\ngamma = 0.5\nthreshold = 0.1\nreg = 1e-4\n\
+         perturb_observations = false\nsparse_parameters = [\"theta[2]\"]",
+    )
+    .unwrap();
+    assert_eq!(
+        c.process,
+        Process::SparseInversion(SparseInversion {
+            gamma: 0.5,
+            threshold: 0.1,
+            reg: 1e-4,
+            sparse_indices: Some(vec![1]),
+            perturb_observations: false,
+        })
+    );
+    let c =
+        parse("kind = \"sparse-inversion\"\ngamma = 0.5\nsparse_parameters = [\"theta\"]").unwrap();
+    let Process::SparseInversion(s) = c.process else {
+        panic!("sparse-inversion")
+    };
+    assert_eq!(s.sparse_indices, Some(vec![0, 1]));
 }
 
 #[test]
@@ -332,7 +372,47 @@ fn bad_process_keys_are_errors_naming_the_key() {
             "kind = \"gauss-newton\"\nsampler_type = \"eks\"",
             "process.sampler_type",
         ),
-        ("kind = \"sparse-inversion\"", "not available"),
+        ("kind = \"sparse-inversion\"", "process.gamma"),
+        ("kind = \"sparse-inversion\"\ngamma = -1.0", "process.gamma"),
+        (
+            "kind = \"sparse-inversion\"\ngamma = 1.0\nthreshold = -0.5",
+            "process.threshold",
+        ),
+        (
+            "kind = \"sparse-inversion\"\ngamma = 1.0\nreg = nan",
+            "process.reg",
+        ),
+        (
+            "kind = \"sparse-inversion\"\ngamma = 1.0\nsparse_parameters = [\"phi\"]",
+            "process.sparse_parameters",
+        ),
+        (
+            "kind = \"sparse-inversion\"\ngamma = 1.0\nsparse_parameters = [\"theta\", \"theta[1]\"]",
+            "chosen twice",
+        ),
+        (
+            "kind = \"sparse-inversion\"\ngamma = 1.0\nsparse_parameters = []",
+            "process.sparse_parameters",
+        ),
+        (
+            "kind = \"sparse-inversion\"\ngamma = 1.0\nimpose_prior = false",
+            "process.impose_prior",
+        ),
+        (
+            "kind = \"sparse-inversion\"\ngamma = 1.0\nalpha_reg = 0.5",
+            "process.alpha_reg",
+        ),
+        (
+            "kind = \"sparse-inversion\"\ngamma = 1.0\n\
+             update_groups = [{ parameters = [\"theta\"], outputs = [1, 2, 3] }]",
+            "process.update_groups",
+        ),
+        ("kind = \"inversion\"\ngamma = 1.0", "process.gamma"),
+        ("kind = \"inversion\"\nthreshold = 1.0", "process.threshold"),
+        (
+            "kind = \"gauss-newton\"\nsparse_parameters = [\"theta\"]",
+            "process.sparse_parameters",
+        ),
     ] {
         let err = match parse(process) {
             Ok(_) => panic!("`{process}` should be rejected"),

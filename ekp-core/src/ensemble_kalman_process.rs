@@ -28,7 +28,8 @@ use crate::observation::Observation;
 use crate::observation_series::ObservationSeries;
 use crate::prior::Prior;
 use crate::process::{
-    PriorBlock, Process, UnscentedState, gauss_newton, inversion, sampler, transform_inversion,
+    PriorBlock, Process, UnscentedState, gauss_newton, inversion, sampler, sparse_inversion,
+    transform_inversion,
 };
 use crate::scheduler::{Scheduler, Step};
 use crate::update_group::{UpdateGroup, minibatch_rows, validate_groups};
@@ -412,6 +413,16 @@ impl EkpBuilder {
             )));
         }
         let p = self.prior.dim();
+        if let Process::SparseInversion(settings) = &self.process {
+            settings.validate(p).map_err(EkpError::InvalidSetting)?;
+            if !self.update_groups.is_empty() {
+                return Err(EkpError::InvalidSetting(
+                    "update groups are not supported with sparse-inversion (EKP.jl's sparse \
+                     update ignores them too)"
+                        .to_string(),
+                ));
+            }
+        }
         if !self.update_groups.is_empty() {
             let dims: Vec<usize> = self
                 .observations
@@ -567,6 +578,7 @@ impl EnsembleKalmanProcess {
         match &self.process {
             Process::Inversion(s) => s.perturb_observations && self.accelerator.is_none(),
             Process::GaussNewton(s) => s.perturb_observations && self.accelerator.is_none(),
+            Process::SparseInversion(s) => s.perturb_observations && self.accelerator.is_none(),
             Process::TransformInversion(_)
             | Process::Sampler(_)
             | Process::Unscented(_)
@@ -1007,6 +1019,39 @@ impl GroupStep<'_> {
                     self.localizer,
                     rng,
                 )?
+            }
+            Process::SparseInversion(settings) => {
+                let y_all = if self.perturb {
+                    let mut noise = obs.noise().sample(rng, n, 1.0 / self.dt);
+                    for mut col in noise.column_iter_mut() {
+                        col += obs.values();
+                    }
+                    noise
+                } else {
+                    DMatrix::from_fn(d, n, |i, _| obs.values()[i])
+                };
+                let y_ok = select_columns(&y_all, self.successful);
+                sparse_inversion::update(
+                    settings,
+                    &u_ok,
+                    &g_ok,
+                    &y_ok,
+                    obs.noise(),
+                    self.dt,
+                    self.localizer,
+                    rng,
+                )
+                .map_err(|e| match e {
+                    // Name the member in the whole ensemble.
+                    EkpError::SparseProjection {
+                        member: Some(k),
+                        status,
+                    } => EkpError::SparseProjection {
+                        member: self.successful.get(k - 1).map(|j| j + 1),
+                        status,
+                    },
+                    other => other,
+                })?
             }
             Process::Sampler(settings) => {
                 let pb = prior_block.ok_or(EkpError::InvalidSetting(

@@ -97,4 +97,16 @@ pub enum EkpError {
         /// The step.
         dt: f64,
     },
+    /// The ℓ1 projection of sparse EKI failed (the solver's status, or the
+    /// step that failed).
+    #[error(
+        "the ℓ1 projection of sparse-inversion failed{}: {status}",
+        member.map(|m| format!(" for member {m} (1-based)")).unwrap_or_default()
+    )]
+    SparseProjection {
+        /// The member (1-based), when the projection was part of an update.
+        member: Option<usize>,
+        /// What went wrong: clarabel's status or the failing step.
+        status: String,
+    },
 }

@@ -172,8 +172,8 @@ pub use observation::{NoiseCovariance, Observation, ObservationError};
 pub use observation_series::{MinibatchPosition, Minibatcher, ObservationSeries, Remainder};
 pub use prior::{ParameterPrior, Prior, PriorError};
 pub use process::{
-    GaussNewton, Inversion, Process, Sampler, SamplerType, SigmaPoints, TransformInversion,
-    Unscented, UnscentedState,
+    GaussNewton, Inversion, Process, Sampler, SamplerType, SigmaPoints, SparseInversion,
+    TransformInversion, Unscented, UnscentedState,
 };
 pub use scheduler::{OnTerminate, Scheduler};
 pub use update_group::UpdateGroup;

@@ -85,7 +85,8 @@ pub fn ensemble_size(process: &Process, parameters: usize, members: usize) -> Ve
         Process::Inversion(_)
         | Process::TransformInversion(_)
         | Process::Sampler(_)
-        | Process::GaussNewton(_) => false,
+        | Process::GaussNewton(_)
+        | Process::SparseInversion(_) => false,
     };
     if fixes_own_size {
         return Vec::new();

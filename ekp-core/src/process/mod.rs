@@ -6,6 +6,7 @@
 pub mod gauss_newton;
 pub mod inversion;
 pub mod sampler;
+pub mod sparse_inversion;
 pub mod transform_inversion;
 pub mod unscented;
 
@@ -19,6 +20,7 @@ use crate::scheduler::Scheduler;
 pub use gauss_newton::GaussNewton;
 pub use inversion::Inversion;
 pub use sampler::{Sampler, SamplerType};
+pub use sparse_inversion::SparseInversion;
 pub use transform_inversion::TransformInversion;
 pub use unscented::{SigmaPoints, Unscented, UnscentedState};
 
@@ -38,6 +40,8 @@ pub enum Process {
     TransformUnscented(Unscented),
     /// Gauss–Newton Kalman inversion (GNKI).
     GaussNewton(GaussNewton),
+    /// Sparse EKI: EKI followed by an ℓ1-constrained projection per member.
+    SparseInversion(SparseInversion),
 }
 
 impl Process {
@@ -50,6 +54,7 @@ impl Process {
             Process::Unscented(_) => "unscented",
             Process::TransformUnscented(_) => "transform-unscented",
             Process::GaussNewton(_) => "gauss-newton",
+            Process::SparseInversion(_) => "sparse-inversion",
         }
     }
 
@@ -58,7 +63,7 @@ impl Process {
         match self {
             Process::Inversion(p) => p.impose_prior,
             Process::TransformInversion(p) => p.impose_prior,
-            Process::Sampler(_) | Process::GaussNewton(_) => false,
+            Process::Sampler(_) | Process::GaussNewton(_) | Process::SparseInversion(_) => false,
             Process::Unscented(p) | Process::TransformUnscented(p) => p.impose_prior,
         }
     }
@@ -76,7 +81,8 @@ impl Process {
             Process::Inversion(_)
             | Process::TransformInversion(_)
             | Process::Sampler(_)
-            | Process::GaussNewton(_) => None,
+            | Process::GaussNewton(_)
+            | Process::SparseInversion(_) => None,
         }
     }
 
@@ -88,7 +94,7 @@ impl Process {
 
     /// EKP.jl's default scheduler for this process (`default_options_dict`):
     /// data-misfit with `terminate_at = 1`, `eks-stable` for the sampler,
-    /// fixed `Δt = 1` for GNKI.
+    /// fixed `Δt = 1` for GNKI and sparse EKI.
     pub fn default_scheduler(&self) -> Scheduler {
         match self {
             Process::Inversion(_)
@@ -96,15 +102,17 @@ impl Process {
             | Process::Unscented(_)
             | Process::TransformUnscented(_) => Scheduler::data_misfit(1.0),
             Process::Sampler(_) => Scheduler::eks_stable(),
-            Process::GaussNewton(_) => Scheduler::Fixed { dt: 1.0 },
+            Process::GaussNewton(_) | Process::SparseInversion(_) => Scheduler::Fixed { dt: 1.0 },
         }
     }
 
-    /// EKP.jl's default localizer: `sec-nice` for EKI and GNKI, none for the
-    /// others (here only EKI and GNKI can be localized).
+    /// EKP.jl's default localizer: `sec-nice` for EKI, GNKI and sparse EKI,
+    /// none for the others (here only those three can be localized).
     pub fn default_localizer(&self) -> Localizer {
         match self {
-            Process::Inversion(_) | Process::GaussNewton(_) => Localizer::sec_nice(),
+            Process::Inversion(_) | Process::GaussNewton(_) | Process::SparseInversion(_) => {
+                Localizer::sec_nice()
+            }
             Process::TransformInversion(_)
             | Process::Sampler(_)
             | Process::Unscented(_)
@@ -112,9 +120,13 @@ impl Process {
         }
     }
 
-    /// Whether a localizer other than `none` may be used (EKI only).
+    /// Whether a localizer other than `none` may be used (EKI, GNKI, sparse
+    /// EKI).
     pub fn supports_localization(&self) -> bool {
-        matches!(self, Process::Inversion(_) | Process::GaussNewton(_))
+        matches!(
+            self,
+            Process::Inversion(_) | Process::GaussNewton(_) | Process::SparseInversion(_)
+        )
     }
 
     /// EKP.jl's default failure handling: `sample-success-gauss`, `ignore`
@@ -127,20 +139,22 @@ impl Process {
             | Process::TransformInversion(_)
             | Process::Unscented(_)
             | Process::TransformUnscented(_)
-            | Process::GaussNewton(_) => FailurePolicy::SampleSuccessGauss,
+            | Process::GaussNewton(_)
+            | Process::SparseInversion(_) => FailurePolicy::SampleSuccessGauss,
             Process::Sampler(_) => FailurePolicy::Ignore,
         }
     }
 
     /// EKP.jl's default accelerator: `nesterov` for EKI and GNKI, none for
-    /// the others.
+    /// the others (sparse EKI included).
     pub fn default_accelerator(&self) -> Accelerator {
         match self {
             Process::Inversion(_) | Process::GaussNewton(_) => Accelerator::Nesterov,
             Process::TransformInversion(_)
             | Process::Sampler(_)
             | Process::Unscented(_)
-            | Process::TransformUnscented(_) => Accelerator::None,
+            | Process::TransformUnscented(_)
+            | Process::SparseInversion(_) => Accelerator::None,
         }
     }
 
@@ -154,7 +168,8 @@ impl Process {
             Process::Sampler(_)
             | Process::Unscented(_)
             | Process::TransformUnscented(_)
-            | Process::GaussNewton(_) => 0.0,
+            | Process::GaussNewton(_)
+            | Process::SparseInversion(_) => 0.0,
         }
     }
 }
