@@ -68,6 +68,7 @@
 
 mod ensemble;
 mod error;
+pub mod lanes;
 pub mod linear;
 pub mod lorenz96;
 pub mod sinusoid;
