@@ -161,6 +161,19 @@ fn integrate_dispatch<const L: usize>(
     }
 }
 
+/// `[expr for l in 0..L]` as a plain loop over the lanes (no closure, so
+/// nothing can stay out of line).
+macro_rules! lanewise {
+    (|$l:ident| $e:expr) => {{
+        let mut r: Lane<L> = [0.0; L];
+        #[allow(clippy::needless_range_loop)]
+        for $l in 0..L {
+            r[$l] = $e;
+        }
+        r
+    }};
+}
+
 /// The Lorenz 96 tendency at one site for `L` lanes:
 /// `(x[i+1] − x[i−2])·x[i−1] − x[i] + F`.
 #[inline(always)]
@@ -171,43 +184,70 @@ fn tend<const L: usize>(
     xp1: &Lane<L>,
     f: &Lane<L>,
 ) -> Lane<L> {
-    std::array::from_fn(|l| (xp1[l] - xm2[l]) * xm1[l] - x0[l] + f[l])
+    lanewise!(|l| (xp1[l] - xm2[l]) * xm1[l] - x0[l] + f[l])
 }
 
 /// `x + k·h` lane by lane.
 #[inline(always)]
 fn add_scaled<const L: usize>(x: &Lane<L>, k: &Lane<L>, h: f64) -> Lane<L> {
-    std::array::from_fn(|l| x[l] + k[l] * h)
+    lanewise!(|l| x[l] + k[l] * h)
 }
 
-/// Call `op(i, k_i)` for every site `i` in order 0, 1, …, n−1, where `k` is
-/// the tendency of `src` (periodic indices).
-#[inline(always)]
-fn sweep<const L: usize>(src: &[Lane<L>], f: &Lane<L>, mut op: impl FnMut(usize, Lane<L>)) {
-    let n = src.len();
-    if n < 4 {
-        // Tiny rings: the reference's mod-n formula.
-        for i in 0..n {
-            let at = |k: usize| &src[(i + n * 2 + k - 2) % n];
-            op(i, tend(at(0), at(1), at(2), at(3), f));
+/// For every site `i` in order 0, 1, …, n−1, bind `$i` and `$k` (the
+/// tendency of `$src` at site `i`, periodic indices) and run `$body`.
+///
+/// A macro rather than a function taking a closure: closures are not
+/// reliably inlined into the `#[target_feature]` clones, and a call per site
+/// to a baseline-compiled closure costs more than the site's arithmetic.
+///
+/// The interior loop keeps a sliding window of four sites in registers (one
+/// load per site). It also carries an ordered floating-point sum of one lane
+/// (`keep_scalar`, passed to `black_box`): LLVM cannot reorder such a sum, so
+/// it leaves the loop over sites scalar and vectorises each site's `[f64; L]`
+/// operations instead. Without it, LLVM vectorises *across sites* with
+/// gathers/scatters, which made the kernel slower than the per-member loop.
+macro_rules! sweep {
+    ($src:expr, $f:expr, |$i:ident, $k:ident| $body:block) => {{
+        let src = $src;
+        let f = $f;
+        let n = src.len();
+        if n < 4 {
+            // Tiny rings: the reference's mod-n formula.
+            for $i in 0..n {
+                let at = |k: usize| &src[($i + n * 2 + k - 2) % n];
+                let $k = tend(at(0), at(1), at(2), at(3), f);
+                $body
+            }
+        } else {
+            {
+                let $i = 0;
+                let $k = tend(&src[n - 2], &src[n - 1], &src[0], &src[1], f);
+                $body
+            }
+            {
+                let $i = 1;
+                let $k = tend(&src[n - 1], &src[0], &src[1], &src[2], f);
+                $body
+            }
+            let (mut w0, mut w1, mut w2) = (src[0], src[1], src[2]);
+            let mut keep_scalar = 0.0;
+            for (j, w3) in src[3..].iter().enumerate() {
+                let $i = j + 2;
+                let $k = tend(&w0, &w1, &w2, w3, f);
+                $body
+                keep_scalar += w3[0];
+                w0 = w1;
+                w1 = w2;
+                w2 = *w3;
+            }
+            std::hint::black_box(keep_scalar);
+            {
+                let $i = n - 1;
+                let $k = tend(&src[n - 3], &src[n - 2], &src[n - 1], &src[0], f);
+                $body
+            }
         }
-        return;
-    }
-    op(0, tend(&src[n - 2], &src[n - 1], &src[0], &src[1], f));
-    op(1, tend(&src[n - 1], &src[0], &src[1], &src[2], f));
-    // Interior sites 2..n-1 with a sliding window of four sites kept in
-    // registers: one load per site.
-    let (mut w0, mut w1, mut w2) = (src[0], src[1], src[2]);
-    for (i, w3) in src[3..].iter().enumerate() {
-        op(i + 2, tend(&w0, &w1, &w2, w3, f));
-        w0 = w1;
-        w1 = w2;
-        w2 = *w3;
-    }
-    op(
-        n - 1,
-        tend(&src[n - 3], &src[n - 2], &src[n - 1], &src[0], f),
-    );
+    }};
 }
 
 /// One RK4 step of every lane, with the stages fused into the tendency
@@ -229,22 +269,22 @@ fn step<const L: usize>(
     let half = dt / 2.0;
     let sixth = dt / 6.0;
     // k1 = f(x): a = x + k1·dt/2, acc = k1.
-    sweep(x, f, |i, k| {
+    sweep!(&*x, f, |i, k| {
         a[i] = add_scaled(&x[i], &k, half);
         acc[i] = k;
     });
     // k2 = f(a): b = x + k2·dt/2, acc = k1 + 2k2.
-    sweep(a, f, |i, k| {
+    sweep!(&*a, f, |i, k| {
         b[i] = add_scaled(&x[i], &k, half);
-        acc[i] = std::array::from_fn(|l| acc[i][l] + 2.0 * k[l]);
+        acc[i] = lanewise!(|l| acc[i][l] + 2.0 * k[l]);
     });
     // k3 = f(b): a = x + k3·dt, acc = k1 + 2k2 + 2k3.
-    sweep(b, f, |i, k| {
+    sweep!(&*b, f, |i, k| {
         a[i] = add_scaled(&x[i], &k, dt);
-        acc[i] = std::array::from_fn(|l| acc[i][l] + 2.0 * k[l]);
+        acc[i] = lanewise!(|l| acc[i][l] + 2.0 * k[l]);
     });
     // k4 = f(a): x += dt/6 · (k1 + 2k2 + 2k3 + k4).
-    sweep(a, f, |i, k| {
-        x[i] = std::array::from_fn(|l| x[i][l] + sixth * (acc[i][l] + k[l]));
+    sweep!(&*a, f, |i, k| {
+        x[i] = lanewise!(|l| x[i][l] + sixth * (acc[i][l] + k[l]));
     });
 }
