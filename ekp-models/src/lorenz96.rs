@@ -712,8 +712,11 @@ impl MemberModel for Lorenz96 {
     /// bit-identical to [`Self::evaluate_member`].
     fn evaluate_batch(&self, first_member: usize, thetas: &[f64], outs: &mut [f64]) {
         let d = self.layout.observables;
+        if d == 0 {
+            return;
+        }
         let m = outs.len() / d;
-        if outs.len() % d != 0 || thetas.len() != 2 * m {
+        if !outs.len().is_multiple_of(d) || thetas.len() != 2 * m {
             // Not a well-formed batch: member by member (NaN where malformed).
             for (j, out) in outs.chunks_mut(d).enumerate() {
                 let theta = thetas.get(2 * j..2 * j + 2).unwrap_or(&[]);
