@@ -101,6 +101,16 @@ def numba_forward(members, steps):
         return None
     f_mean, f_amp, x0 = ensemble(members)
 
+    @numba.njit(fastmath=False, cache=False)
+    def tend(x, force, out):
+        # Periodic edges apart, so the interior loop has no modulo.
+        n = x.shape[0]
+        out[0] = (x[1] - x[n - 2]) * x[n - 1] - x[0] + force
+        out[1] = (x[2] - x[n - 1]) * x[0] - x[1] + force
+        for i in range(2, n - 1):
+            out[i] = (x[i + 1] - x[i - 2]) * x[i - 1] - x[i] + force
+        out[n - 1] = (x[0] - x[n - 3]) * x[n - 2] - x[n - 1] + force
+
     @numba.njit(parallel=True, fastmath=False, cache=False)
     def run(x0, f_mean, f_amp, steps, dt, omega):
         n = x0.shape[0]
@@ -115,20 +125,16 @@ def numba_forward(members, steps):
             s = np.empty(n)
             for j in range(1, steps + 1):
                 force = f_mean[mem] + f_amp[mem] * math.sin(omega * dt * j)
-                for i in range(n):
-                    k1[i] = (x[(i + 1) % n] - x[(i - 2) % n]) * x[(i - 1) % n] - x[i] + force
+                tend(x, force, k1)
                 for i in range(n):
                     s[i] = x[i] + k1[i] * (dt / 2)
-                for i in range(n):
-                    k2[i] = (s[(i + 1) % n] - s[(i - 2) % n]) * s[(i - 1) % n] - s[i] + force
+                tend(s, force, k2)
                 for i in range(n):
                     s[i] = x[i] + k2[i] * (dt / 2)
-                for i in range(n):
-                    k3[i] = (s[(i + 1) % n] - s[(i - 2) % n]) * s[(i - 1) % n] - s[i] + force
+                tend(s, force, k3)
                 for i in range(n):
                     s[i] = x[i] + k3[i] * dt
-                for i in range(n):
-                    k4[i] = (s[(i + 1) % n] - s[(i - 2) % n]) * s[(i - 1) % n] - s[i] + force
+                tend(s, force, k4)
                 for i in range(n):
                     x[i] += dt / 6 * (k1[i] + 2 * k2[i] + 2 * k3[i] + k4[i])
             out[mem] = x
