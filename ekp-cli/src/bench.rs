@@ -143,9 +143,10 @@ fn integrate_lanes<const L: usize>(
     let config = model.config();
     let n = config.sites;
     let groups = params.ncols().div_ceil(L);
-    let group = |state: &mut LaneState<L>, g: usize| -> f64 {
+    // The sum of each member's final state, in member order: with one
+    // thread the checksum is the per-member kernel's, bit for bit.
+    let group = |state: &mut LaneState<L>, g: usize| -> Vec<f64> {
         let members = g * L..((g + 1) * L).min(params.ncols());
-        let count = members.len();
         let forcings: Vec<Forcing> = members
             .map(|j| Forcing {
                 mean: params[(0, j)],
@@ -154,24 +155,25 @@ fn integrate_lanes<const L: usize>(
             })
             .collect();
         let Some(forcing) = LaneForcing::<L>::gather(&forcings) else {
-            return f64::NAN;
+            return vec![f64::NAN];
         };
         state.fill(model.initial_state());
         state.integrate(&forcing, config.dt, 0, steps);
-        state
-            .state()
-            .iter()
-            .map(|site| site[..count].iter().sum::<f64>())
-            .sum()
+        (0..forcings.len())
+            .map(|l| state.state().iter().map(|site| site[l]).sum::<f64>())
+            .collect()
     };
     if threads {
         (0..groups)
             .into_par_iter()
-            .map_init(|| LaneState::<L>::new(n), group)
+            .map_init(
+                || LaneState::<L>::new(n),
+                |s, g| group(s, g).iter().sum::<f64>(),
+            )
             .sum()
     } else {
         let mut state = LaneState::<L>::new(n);
-        (0..groups).map(|g| group(&mut state, g)).sum()
+        (0..groups).flat_map(|g| group(&mut state, g)).sum()
     }
 }
 
