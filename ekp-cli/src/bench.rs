@@ -6,11 +6,17 @@
 //! member-steps per second (the last line: `member-steps/s: X`). No statistics
 //! are computed and nothing but the timing comes back, so the figure measures
 //! the integrator itself on each backend.
+//!
+//! The CPU backends run the Lorenz 96 lanes kernel ([`ekp_models::lanes`]:
+//! `LANES` members side by side, AVX-512/AVX2 picked at run time), as
+//! `ekp-cli run` does; `--kernel per-member` measures the plain per-member RK4
+//! reference instead, for comparison.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::ValueEnum;
+use ekp_models::lanes::{LANES, LaneForcing, LaneState};
 use ekp_models::lorenz96::{Forcing, Rk4Workspace, integrate};
 use ekp_models::{Lorenz96, Lorenz96Config};
 use nalgebra::DMatrix;
@@ -40,6 +46,16 @@ impl PrecisionArg {
     }
 }
 
+/// The CPU integrator `bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum KernelArg {
+    /// Members side by side in SIMD lanes (what `run` uses).
+    #[default]
+    Lanes,
+    /// The plain per-member RK4 (the reference implementation).
+    PerMember,
+}
+
 /// Arguments of `bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -58,6 +74,13 @@ pub struct BenchArgs {
     /// Threads for `--backend threads` (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// CPU integrator for `--backend serial|threads`.
+    #[arg(long, value_enum, default_value_t = KernelArg::Lanes)]
+    pub kernel: KernelArg,
+    /// Lane width of `--kernel lanes` (4, 8 or 16; default: the one `run`
+    /// uses), for measuring the alternatives.
+    #[arg(long, value_name = "L", hide = true)]
+    pub lanes: Option<usize>,
 }
 
 /// Map a GPU error to bad input (no adapter, no f64: the user must change
@@ -82,9 +105,14 @@ fn parameters(members: usize) -> DMatrix<f64> {
     })
 }
 
-/// Integrate every member on the CPU; returns a checksum so the work cannot be
-/// optimised away.
-fn integrate_cpu(model: &Lorenz96, params: &DMatrix<f64>, steps: usize, threads: bool) -> f64 {
+/// Integrate every member on the CPU with the plain per-member RK4; returns a
+/// checksum so the work cannot be optimised away.
+fn integrate_per_member(
+    model: &Lorenz96,
+    params: &DMatrix<f64>,
+    steps: usize,
+    threads: bool,
+) -> f64 {
     let config = model.config();
     let member = |j: usize| -> f64 {
         let mut x = model.initial_state().to_vec();
@@ -104,10 +132,59 @@ fn integrate_cpu(model: &Lorenz96, params: &DMatrix<f64>, steps: usize, threads:
     }
 }
 
+/// Integrate every member on the CPU with the lanes kernel, `L` members at a
+/// time; returns a checksum (the sum of every member's final state).
+fn integrate_lanes<const L: usize>(
+    model: &Lorenz96,
+    params: &DMatrix<f64>,
+    steps: usize,
+    threads: bool,
+) -> f64 {
+    let config = model.config();
+    let n = config.sites;
+    let groups = params.ncols().div_ceil(L);
+    // The sum of each member's final state, in member order: with one
+    // thread the checksum is the per-member kernel's, bit for bit.
+    let group = |state: &mut LaneState<L>, g: usize| -> Vec<f64> {
+        let members = g * L..((g + 1) * L).min(params.ncols());
+        let forcings: Vec<Forcing> = members
+            .map(|j| Forcing {
+                mean: params[(0, j)],
+                amplitude: params[(1, j)],
+                omega: config.omega,
+            })
+            .collect();
+        let Some(forcing) = LaneForcing::<L>::gather(&forcings) else {
+            return vec![f64::NAN];
+        };
+        state.fill(model.initial_state());
+        state.integrate(&forcing, config.dt, 0, steps);
+        (0..forcings.len())
+            .map(|l| state.state().iter().map(|site| site[l]).sum::<f64>())
+            .collect()
+    };
+    if threads {
+        (0..groups)
+            .into_par_iter()
+            .map_init(
+                || LaneState::<L>::new(n),
+                |s, g| group(s, g).iter().sum::<f64>(),
+            )
+            .sum()
+    } else {
+        let mut state = LaneState::<L>::new(n);
+        (0..groups).flat_map(|g| group(&mut state, g)).sum()
+    }
+}
+
 /// Run the benchmark and print its report.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.members == 0 || args.steps == 0 {
         return Err(InputError::Argument("--members and --steps must be at least 1".into()).into());
+    }
+    let lanes = args.lanes.unwrap_or(LANES);
+    if ![4, 8, 16].contains(&lanes) {
+        return Err(InputError::Argument("--lanes must be 4, 8 or 16".into()).into());
     }
     if args.threads == Some(0) {
         return Err(InputError::Argument("--threads must be at least 1".into()).into());
@@ -133,13 +210,24 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the thread pool")?;
             let model = Lorenz96::new(config).context("the default Lorenz 96 model")?;
+            let kernel = match args.kernel {
+                KernelArg::Lanes => format!("lanes kernel, {lanes} members side by side"),
+                KernelArg::PerMember => "per-member kernel".to_string(),
+            };
             println!(
-                "backend: {} ({} thread(s), f64)",
+                "backend: {} ({} thread(s), f64, {kernel})",
                 if threads { "threads" } else { "serial" },
                 pool.current_num_threads()
             );
+            let steps = args.steps;
             let start = Instant::now();
-            let checksum = pool.install(|| integrate_cpu(&model, &params, args.steps, threads));
+            let checksum = pool.install(|| match (args.kernel, lanes) {
+                (KernelArg::PerMember, _) => integrate_per_member(&model, &params, steps, threads),
+                (KernelArg::Lanes, 4) => integrate_lanes::<4>(&model, &params, steps, threads),
+                (KernelArg::Lanes, 16) => integrate_lanes::<16>(&model, &params, steps, threads),
+                (KernelArg::Lanes, 8) => integrate_lanes::<8>(&model, &params, steps, threads),
+                (KernelArg::Lanes, _) => integrate_lanes::<LANES>(&model, &params, steps, threads),
+            });
             let elapsed = start.elapsed();
             println!("checksum: {checksum:.6e}");
             println!("elapsed: {:.3} s", elapsed.as_secs_f64());

@@ -435,6 +435,35 @@ fn bench_prints_member_steps_per_second_last() {
         tmp.path(),
     );
     assert_eq!(out.status.code(), Some(2));
+    // The lanes kernel (the default) and the per-member reference integrate
+    // the same members to the same bits: the serial checksums are identical.
+    let checksum = |args: &[&str]| {
+        let mut all = vec![
+            "bench",
+            "--backend",
+            "serial",
+            "--members",
+            "21",
+            "--steps",
+            "40",
+        ];
+        all.extend_from_slice(args);
+        let out = ekp(&all, tmp.path());
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let line = stdout.lines().find(|l| l.starts_with("checksum: "));
+        line.unwrap_or_else(|| panic!("{args:?}: {stdout}"))
+            .to_string()
+    };
+    let reference = checksum(&["--kernel", "per-member"]);
+    for lanes in ["4", "8", "16"] {
+        assert_eq!(checksum(&["--lanes", lanes]), reference, "--lanes {lanes}");
+    }
+    let out = ekp(
+        &["bench", "--backend", "serial", "--lanes", "5"],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
     let out = ekp(
         &["run", "--backend", "threads", "--precision", "f64"],
         tmp.path(),

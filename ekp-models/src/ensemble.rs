@@ -36,6 +36,35 @@ pub trait MemberModel: Send + Sync {
     /// never panics.
     fn evaluate_member(&self, member: usize, theta: &[f64], out: &mut [f64]);
 
+    /// Evaluate the consecutive members `first_member`, `first_member + 1`, …:
+    /// `thetas` holds their parameters one member after another
+    /// (`parameter_dim()` values each), `outs` receives their outputs the
+    /// same way (`output_dim()` values each; its length sets the number of
+    /// members).
+    ///
+    /// Every member's outputs must be bit-identical to
+    /// [`Self::evaluate_member`]'s, so how an [`Ensemble`] cuts the ensemble
+    /// into batches never changes a result. The default evaluates the members
+    /// one by one; models with a faster many-member kernel (Lorenz 96)
+    /// override it. Never panics.
+    fn evaluate_batch(&self, first_member: usize, thetas: &[f64], outs: &mut [f64]) {
+        let p = self.parameter_dim();
+        let d = self.output_dim();
+        if d == 0 {
+            return;
+        }
+        for (j, out) in outs.chunks_mut(d).enumerate() {
+            let theta = thetas.get(j * p..(j + 1) * p).unwrap_or(&[]);
+            self.evaluate_member(first_member + j, theta, out);
+        }
+    }
+
+    /// Members per [`Self::evaluate_batch`] call this model prefers: the
+    /// number an [`Ensemble`] hands it at once (1 by default).
+    fn batch_size(&self) -> usize {
+        1
+    }
+
     /// Evaluate one member into a new vector, checking the parameter count.
     ///
     /// Non-finite outputs are replaced by an all-NaN vector, as in an
@@ -71,6 +100,12 @@ impl<M: MemberModel + ?Sized> MemberModel for Box<M> {
     fn evaluate_member(&self, member: usize, theta: &[f64], out: &mut [f64]) {
         (**self).evaluate_member(member, theta, out);
     }
+    fn evaluate_batch(&self, first_member: usize, thetas: &[f64], outs: &mut [f64]) {
+        (**self).evaluate_batch(first_member, thetas, outs);
+    }
+    fn batch_size(&self) -> usize {
+        (**self).batch_size()
+    }
 }
 
 impl<M: MemberModel + ?Sized> MemberModel for Arc<M> {
@@ -89,6 +124,12 @@ impl<M: MemberModel + ?Sized> MemberModel for Arc<M> {
     fn evaluate_member(&self, member: usize, theta: &[f64], out: &mut [f64]) {
         (**self).evaluate_member(member, theta, out);
     }
+    fn evaluate_batch(&self, first_member: usize, thetas: &[f64], outs: &mut [f64]) {
+        (**self).evaluate_batch(first_member, thetas, outs);
+    }
+    fn batch_size(&self) -> usize {
+        (**self).batch_size()
+    }
 }
 
 impl<M: MemberModel + ?Sized> MemberModel for &M {
@@ -106,6 +147,12 @@ impl<M: MemberModel + ?Sized> MemberModel for &M {
     }
     fn evaluate_member(&self, member: usize, theta: &[f64], out: &mut [f64]) {
         (**self).evaluate_member(member, theta, out);
+    }
+    fn evaluate_batch(&self, first_member: usize, thetas: &[f64], outs: &mut [f64]) {
+        (**self).evaluate_batch(first_member, thetas, outs);
+    }
+    fn batch_size(&self) -> usize {
+        (**self).batch_size()
     }
 }
 
@@ -207,7 +254,8 @@ impl<M: MemberModel> ForwardModel for Ensemble<M> {
         self.evaluate_into_with_progress(params, out, &|_| {})
     }
 
-    /// Reports each member as it finishes (from whichever thread ran it).
+    /// Reports each batch of members as it finishes (from whichever thread
+    /// ran it), with the number of members in it.
     fn evaluate_into_with_progress(
         &self,
         params: &DMatrix<f64>,
@@ -222,20 +270,29 @@ impl<M: MemberModel> ForwardModel for Ensemble<M> {
             return Ok(());
         }
         // Both matrices are column-major: member j's parameters are
-        // params[j*p..(j+1)*p] and its outputs out[j*d..(j+1)*d].
+        // params[j*p..(j+1)*p] and its outputs out[j*d..(j+1)*d]. Members go
+        // to the model in batches of `batch_size()` consecutive columns.
         let thetas = params.as_slice();
         let model = &self.model;
-        let run = |(j, column): (usize, &mut [f64])| {
-            let theta = &thetas[j * p..(j + 1) * p];
-            model.evaluate_member(j, theta, column);
-            mark_failure(column);
-            progress(1);
+        let batch = model.batch_size().max(1);
+        let run = |(c, outs): (usize, &mut [f64])| {
+            let first = c * batch;
+            let m = outs.len() / d;
+            model.evaluate_batch(first, &thetas[first * p..(first + m) * p], outs);
+            for column in outs.chunks_mut(d) {
+                mark_failure(column);
+            }
+            progress(m);
         };
         match self.execution {
-            Execution::Serial => out.as_mut_slice().chunks_mut(d).enumerate().for_each(run),
+            Execution::Serial => out
+                .as_mut_slice()
+                .chunks_mut(d * batch)
+                .enumerate()
+                .for_each(run),
             Execution::Threads => out
                 .as_mut_slice()
-                .par_chunks_mut(d)
+                .par_chunks_mut(d * batch)
                 .enumerate()
                 .with_max_len(1)
                 .for_each(run),

@@ -29,6 +29,18 @@ pub enum ModelsError {
         /// Length of the vector passed.
         got: usize,
     },
+    /// A batch buffer does not hold the number of values its members need.
+    #[error("model `{model}`: the {buffer} buffer holds {got} values, expected {expected}")]
+    BufferLength {
+        /// The model.
+        model: &'static str,
+        /// Which buffer (`parameters`, `states`).
+        buffer: &'static str,
+        /// Values it should hold.
+        expected: usize,
+        /// Values it holds.
+        got: usize,
+    },
     /// A run that had to succeed produced non-finite values.
     #[error("model `{model}` diverged at parameters {theta:?} (non-finite state or outputs)")]
     Diverged {

@@ -63,11 +63,33 @@
 //! [`Execution`] picks how an [`Ensemble`] runs its members: `Serial` loops over
 //! the columns on the calling thread; `Threads` hands the columns to rayon's
 //! current thread pool (run inside `ThreadPool::install` to choose the thread
-//! count). Each member is computed by the same code with no cross-member
-//! reduction, so both give bit-identical outputs.
+//! count). Members go to the model in batches of
+//! [`MemberModel::batch_size`] consecutive columns through
+//! [`MemberModel::evaluate_batch`]; each member's outputs are bit-identical
+//! to [`MemberModel::evaluate_member`]'s, with no cross-member reduction, so
+//! both executions give bit-identical outputs.
+//!
+//! ## The Lorenz 96 lanes kernel
+//!
+//! [`Lorenz96`] evaluates its batches with the [`lanes`] kernel:
+//! [`lanes::LANES`] (8) members side by side, the state stored site-major
+//! (`[f64; 8]` per site) so each RK4 operation is one SIMD instruction across
+//! the members. The time loop is compiled for AVX-512, AVX2+FMA and the
+//! baseline target and picked at run time (the `multiversion` crate), so a
+//! plain release build uses the CPU's widest vectors. Every lane performs
+//! the reference's operations in the reference's order, so results are
+//! bit-identical to the per-member [`lorenz96::integrate`] (tested for lane
+//! widths 1, 4, 8, 16, ensembles that are not a multiple of the width,
+//! diverging members and `max_abs_state`). A member with non-finite
+//! parameters fails without taking a lane; a member that diverges fails
+//! alone (its lane keeps computing, the others are unaffected). The plain
+//! per-member RK4 ([`lorenz96::rk4_step`], [`lorenz96::integrate`],
+//! [`MemberModel::evaluate_member`], [`Lorenz96::truth`]) stays the
+//! reference implementation.
 
 mod ensemble;
 mod error;
+pub mod lanes;
 pub mod linear;
 pub mod lorenz96;
 pub mod sinusoid;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ensemble::MemberModel;
 use crate::error::ModelsError;
+use crate::lanes::{LANES, LaneForcing, LaneState};
 
 const MODEL: &str = "lorenz96";
 
@@ -464,6 +465,138 @@ impl Lorenz96 {
         Ok(x)
     }
 
+    /// The states after `steps` RK4 steps of every member, integrated
+    /// [`LANES`] members side by side by the [`crate::lanes`] kernel:
+    /// `thetas` holds the members' `[F, A]` one after another (`2·m` values),
+    /// `out` receives their states one after another (`sites·m` values). Each
+    /// state is bit-identical to [`Self::final_state`].
+    pub fn final_states_into(
+        &self,
+        thetas: &[f64],
+        steps: usize,
+        out: &mut [f64],
+    ) -> Result<(), ModelsError> {
+        let n = self.config.sites;
+        let m = thetas.len() / 2;
+        if thetas.len() != 2 * m {
+            return Err(ModelsError::BufferLength {
+                model: MODEL,
+                buffer: "parameters",
+                expected: 2 * m,
+                got: thetas.len(),
+            });
+        }
+        if out.len() != n * m {
+            return Err(ModelsError::BufferLength {
+                model: MODEL,
+                buffer: "states",
+                expected: n * m,
+                got: out.len(),
+            });
+        }
+        let mut state = LaneState::<LANES>::new(n);
+        for (thetas, out) in thetas.chunks(2 * LANES).zip(out.chunks_mut(n * LANES)) {
+            let forcings: Vec<Forcing> = thetas
+                .chunks_exact(2)
+                .filter_map(|t| self.forcing(t))
+                .collect();
+            let Some(forcing) = LaneForcing::gather(&forcings) else {
+                continue;
+            };
+            state.fill(&self.x0);
+            state.integrate(&forcing, self.config.dt, 0, steps);
+            for (lane, x) in out.chunks_exact_mut(n).enumerate() {
+                state.copy_lane(lane, x);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::run`] for one T-window (sample 0) of up to `L` members side by
+    /// side: the same steps, checks and statistics, lane by lane, so every
+    /// member's outputs are bit-identical to [`Self::run`]'s. `outs` holds
+    /// `observables` values per member; a failed member's are NaN.
+    fn run_lanes<const L: usize>(&self, forcings: &[Forcing], outs: &mut [f64]) {
+        let n = self.config.sites;
+        let dt = self.config.dt;
+        let limit = self.config.max_abs_state;
+        let Layout {
+            steps_per_sub_window: nt,
+            sub_windows,
+            fit_windows,
+            observables,
+        } = self.layout;
+        let m = forcings.len().min(L);
+        let Some(forcing) = LaneForcing::<L>::gather(&forcings[..m]) else {
+            outs.fill(f64::NAN);
+            return;
+        };
+        let mut alive = [true; L];
+        let mut state = LaneState::<L>::new(n);
+        state.fill(&self.x0);
+        let mut lane_x = vec![0.0; n];
+        let check = |state: &LaneState<L>, alive: &mut [bool; L], lane_x: &mut [f64]| {
+            for (l, ok) in alive.iter_mut().enumerate().take(m) {
+                if *ok {
+                    state.copy_lane(l, lane_x);
+                    *ok = within(lane_x, limit);
+                }
+            }
+        };
+        // Spin-up to the first observed step, checked every
+        // FINITE_CHECK_INTERVAL steps as `integrate_checked` does.
+        let first = self.first_observed_step(0);
+        let spin_up = first.saturating_sub(1);
+        let mut step = 0;
+        while step < spin_up {
+            let chunk = FINITE_CHECK_INTERVAL.min(spin_up - step);
+            state.integrate(&forcing, dt, step, chunk);
+            step += chunk;
+            check(&state, &mut alive, &mut lane_x);
+            if !alive[..m].iter().any(|&a| a) {
+                outs.fill(f64::NAN);
+                return;
+            }
+        }
+        // The observed window: sub-windows of `nt` steps, variance of each.
+        let mut window: Vec<[f64; L]> = vec![[0.0; L]; n * nt];
+        let mut values = vec![0.0; n * nt];
+        let mut obs = vec![0.0; observables * L];
+        for k in 0..sub_windows {
+            for row in window.chunks_exact_mut(n) {
+                state.integrate(&forcing, dt, step, 1);
+                step += 1;
+                row.copy_from_slice(state.state());
+            }
+            for (l, ok) in alive.iter_mut().enumerate().take(m) {
+                if !*ok {
+                    continue;
+                }
+                for (v, site) in values.iter_mut().zip(&window) {
+                    *v = site[l];
+                }
+                let var = sample_variance(&values);
+                if within(&values, limit) && var.is_finite() {
+                    obs[l * observables + k / fit_windows] += var;
+                } else {
+                    *ok = false;
+                }
+            }
+        }
+        for (l, out) in outs.chunks_exact_mut(observables).enumerate().take(m) {
+            if alive[l] {
+                for (o, &v) in out
+                    .iter_mut()
+                    .zip(&obs[l * observables..(l + 1) * observables])
+                {
+                    *o = v / fit_windows as f64;
+                }
+            } else {
+                out.fill(f64::NAN);
+            }
+        }
+    }
+
     /// Run one trajectory and write the observables of T-windows
     /// `0..samples` into `out` (`samples × observables`, window by window).
     /// Returns `false` as soon as the state is non-finite.
@@ -573,6 +706,51 @@ impl MemberModel for Lorenz96 {
 
     fn output_dim(&self) -> usize {
         self.layout.observables
+    }
+
+    /// The [`crate::lanes`] kernel: [`LANES`] members at a time, each
+    /// bit-identical to [`Self::evaluate_member`].
+    fn evaluate_batch(&self, first_member: usize, thetas: &[f64], outs: &mut [f64]) {
+        let d = self.layout.observables;
+        if d == 0 {
+            return;
+        }
+        let m = outs.len() / d;
+        if !outs.len().is_multiple_of(d) || thetas.len() != 2 * m {
+            // Not a well-formed batch: member by member (NaN where malformed).
+            for (j, out) in outs.chunks_mut(d).enumerate() {
+                let theta = thetas.get(2 * j..2 * j + 2).unwrap_or(&[]);
+                self.evaluate_member(first_member + j, theta, out);
+            }
+            return;
+        }
+        for (thetas, outs) in thetas.chunks(2 * LANES).zip(outs.chunks_mut(d * LANES)) {
+            // Members with non-finite parameters fail without running; the
+            // others share the lanes.
+            let mut forcings = Vec::with_capacity(LANES);
+            let mut slots = Vec::with_capacity(LANES);
+            for (j, theta) in thetas.chunks_exact(2).enumerate() {
+                match self.forcing(theta) {
+                    Some(f) if theta.iter().all(|v| v.is_finite()) => {
+                        forcings.push(f);
+                        slots.push(j);
+                    }
+                    _ => outs[j * d..(j + 1) * d].fill(f64::NAN),
+                }
+            }
+            if forcings.is_empty() {
+                continue;
+            }
+            let mut lane_outs = vec![0.0; d * forcings.len()];
+            self.run_lanes::<LANES>(&forcings, &mut lane_outs);
+            for (&j, lane_out) in slots.iter().zip(lane_outs.chunks_exact(d)) {
+                outs[j * d..(j + 1) * d].copy_from_slice(lane_out);
+            }
+        }
+    }
+
+    fn batch_size(&self) -> usize {
+        LANES
     }
 
     fn evaluate_member(&self, _member: usize, theta: &[f64], out: &mut [f64]) {
