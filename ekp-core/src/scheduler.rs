@@ -245,6 +245,12 @@ fn data_misfit_step(g: &DMatrix<f64>, obs: &Observation) -> f64 {
 
 /// `Φ_j = ½ (y − g_j)ᵀ Γ⁻¹ (y − g_j)` for each column of `g`.
 pub fn member_misfits(g: &DMatrix<f64>, obs: &Observation) -> DVector<f64> {
+    if let Some(variances) = obs.noise().diagonal_if_diagonal() {
+        // Column by column, without a copy of `g`.
+        let cols: Vec<usize> = (0..g.ncols()).collect();
+        let weights = variances.map(|v| 1.0 / v);
+        return crate::lowrank::weighted_misfits(g, &cols, obs.values(), &weights) * 0.5;
+    }
     let mut diff = g.clone();
     for mut col in diff.column_iter_mut() {
         col -= obs.values();
