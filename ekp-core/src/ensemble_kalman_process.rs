@@ -72,29 +72,34 @@ pub struct ErrorMetrics {
 impl ErrorMetrics {
     /// The metrics of the outputs `g` (`d × n`, successful members only).
     pub fn compute(g: &DMatrix<f64>, obs: &Observation) -> Self {
-        Self::compute_inner(g, &column_mean(g), obs, true)
+        Self::compute_inner(g, &column_mean(g), obs, true, None)
     }
 
     /// The metrics with the loss taken at the given output mean `ḡ` (UKI's
     /// weighted mean) instead of the plain column mean.
     pub fn compute_with_mean(g: &DMatrix<f64>, gbar: &DVector<f64>, obs: &Observation) -> Self {
-        Self::compute_inner(g, gbar, obs, false)
+        Self::compute_inner(g, gbar, obs, false, None)
     }
 
     /// The metrics; `plain_mean` when `gbar` is the column mean of `g`, so
-    /// the CRPS may stream over row blocks.
+    /// the CRPS may stream over row blocks; `misfits` the member misfits `Φ`
+    /// when they are known.
     fn compute_inner(
         g: &DMatrix<f64>,
         gbar: &DVector<f64>,
         obs: &Observation,
         plain_mean: bool,
+        misfits: Option<&DVector<f64>>,
     ) -> Self {
         let d = obs.dim() as f64;
         let diff = obs.values() - gbar;
         let diff_m = DMatrix::from_column_slice(diff.len(), 1, diff.as_slice());
         let loss = obs.noise().weighted_norms_sq(&diff_m)[0] / d;
         // Twice the member misfits; column by column for a diagonal Γ.
-        let per = crate::scheduler::member_misfits(g, obs) * 2.0;
+        let per = match misfits {
+            Some(phi) => phi * 2.0,
+            None => crate::scheduler::member_misfits(g, obs) * 2.0,
+        };
         let avg_rmse = per.iter().map(|v| (v / d).sqrt()).sum::<f64>() / per.len().max(1) as f64;
         Self {
             loss,
@@ -877,9 +882,13 @@ impl EnsembleKalmanProcess {
         } else {
             Cow::Owned(select_columns(g, &successful))
         };
+        let misfits = crate::scheduler::member_misfits(&g_ok, obs);
         let dt = match dt_override {
             Some(dt) => dt,
-            None => match self.scheduler.next_step(&self.dt, &g_ok, obs) {
+            None => match self
+                .scheduler
+                .next_step_with(&self.dt, &g_ok, obs, Some(&misfits))
+            {
                 Step::Dt(dt) => dt,
                 Step::Terminate => return Ok(UpdateOutcome::Terminated),
             },
@@ -984,12 +993,9 @@ impl EnsembleKalmanProcess {
                     col.copy_from(&(&mean + dev * factor));
                 }
             }
-            let metrics = ErrorMetrics::compute(&g_ok, obs).with_prior(
-                d,
-                &self.run_mean(&successful),
-                &prior_mean,
-                &prior_var,
-            );
+            let metrics =
+                ErrorMetrics::compute_inner(&g_ok, &column_mean(&g_ok), obs, true, Some(&misfits))
+                    .with_prior(d, &self.run_mean(&successful), &prior_mean, &prior_var);
             (new_u, metrics)
         };
         let minibatch = self.observations.current_minibatch().to_vec();
@@ -1000,7 +1006,7 @@ impl EnsembleKalmanProcess {
         let stored = match all {
             None => match imputed_g {
                 Some(imputed_g) => imputed_g,
-                None => g_told.clone(),
+                None => crate::lowrank::par_clone(g_told),
             },
             Some((g_all, rows)) => {
                 let mut stored = g_all.clone();

@@ -324,3 +324,14 @@ fn weighted_square_sum(g: &[f64], y: &[f64], w: &[f64]) -> f64 {
     }
     acc.iter().sum::<f64>() + tail
 }
+
+/// A copy of `m`, written by rayon's threads in fixed chunks (a large copy
+/// is dominated by first-touch page faults, which then run in parallel).
+pub(crate) fn par_clone(m: &DMatrix<f64>) -> DMatrix<f64> {
+    const CHUNK: usize = 1 << 16;
+    let mut out = vec![0.0f64; m.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(m.as_slice().par_chunks(CHUNK))
+        .for_each(|(dst, src)| dst.copy_from_slice(src));
+    DMatrix::from_vec(m.nrows(), m.ncols(), out)
+}
