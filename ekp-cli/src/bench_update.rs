@@ -121,11 +121,10 @@ fn problem(
     .context("the synthetic noise")?;
     let obs = Observation::new(y, noise).context("the synthetic observation")?;
     let process = match kind {
-        UpdateProcessArg::Inversion => {
-            let mut s = Inversion::default();
-            s.perturb_observations = perturb;
-            Process::Inversion(s)
-        }
+        UpdateProcessArg::Inversion => Process::Inversion(Inversion {
+            perturb_observations: perturb,
+            ..Inversion::default()
+        }),
         UpdateProcessArg::TransformInversion => {
             Process::TransformInversion(TransformInversion::default())
         }

@@ -655,12 +655,11 @@ fn bench_update_prints_seconds_per_update_last() {
         args.extend_from_slice(extra);
         let out = ekp(&args, tmp.path());
         let stdout = text(&out.stdout);
-        let line = stdout
+        stdout
             .lines()
             .find(|l| l.starts_with("checksum: "))
             .expect("a checksum")
-            .to_string();
-        line
+            .to_string()
     };
     assert_eq!(checksum(&[]), checksum(&["--dense"]));
     // Bad input is exit code 2; --update needs no --backend, and the forward
