@@ -16,7 +16,10 @@ use nalgebra::{DMatrix, DVector};
 const P: usize = 4;
 /// More than one row block (512 rows), the last one partial.
 const D: usize = 700;
+/// Below the size (16) from which the Gram matrix is formed in three blocks;
+/// [`N_LARGE`] is above it.
 const N: usize = 12;
+const N_LARGE: usize = 24;
 
 /// A fixed linear map with a mild nonlinearity.
 fn forward(u: &DMatrix<f64>) -> DMatrix<f64> {
@@ -61,6 +64,7 @@ struct Case {
     failures: bool,
     groups: bool,
     fixed_dt: bool,
+    members: usize,
 }
 
 fn build(case: Case, full: bool, history: HistoryPolicy) -> EnsembleKalmanProcess {
@@ -72,7 +76,7 @@ fn build(case: Case, full: bool, history: HistoryPolicy) -> EnsembleKalmanProces
         Process::Inversion(s)
     };
     let mut builder = EnsembleKalmanProcess::builder(prior(), observation(full), process)
-        .ensemble_size(N)
+        .ensemble_size(case.members)
         .seed(7)
         .localizer(Localizer::None)
         .accelerator(Accelerator::None)
@@ -151,6 +155,7 @@ fn all_cases(etki: bool) -> Vec<Case> {
                         failures,
                         groups,
                         fixed_dt: failures,
+                        members: if groups { N_LARGE } else { N },
                     });
                 }
             }
@@ -184,6 +189,7 @@ fn perturbations_are_actually_drawn() {
         failures: false,
         groups: false,
         fixed_dt: true,
+        members: N,
     };
     let mut a = build(case, false, HistoryPolicy::All);
     let mut b = build(
@@ -210,6 +216,7 @@ fn streaming_crps_equals_the_dense_crps() {
             failures: false,
             groups: false,
             fixed_dt: true,
+            members: N,
         },
         false,
         HistoryPolicy::All,
@@ -233,6 +240,7 @@ fn history_last_keeps_only_the_latest_outputs() {
         failures: false,
         groups: false,
         fixed_dt: true,
+        members: N,
     };
     let mut all = build(case, false, HistoryPolicy::All);
     let mut last = build(case, false, HistoryPolicy::Last);
