@@ -271,3 +271,39 @@ fn history_last_keeps_only_the_latest_outputs() {
     let back: EnsembleKalmanProcess = toml::from_str(&old).unwrap();
     assert_eq!(back.history_policy(), HistoryPolicy::All);
 }
+
+#[test]
+fn a_localizer_with_too_many_outputs_is_a_clear_error() {
+    let d = 20_001;
+    let obs = Observation::new(
+        DVector::from_element(d, 0.1),
+        NoiseCovariance::scalar_std(0.5, d).unwrap(),
+    )
+    .unwrap();
+    let mut ekp =
+        EnsembleKalmanProcess::builder(prior(), obs, Process::Inversion(Inversion::default()))
+            .ensemble_size(5)
+            .localizer(Localizer::sec_nice())
+            .scheduler(Scheduler::Fixed { dt: 1.0 })
+            .build()
+            .unwrap();
+    let u = ekp.ensemble().clone();
+    let g = DMatrix::from_fn(d, 5, |i, j| u[(i % P, j)] * (1.0 + (i % 7) as f64 / 7.0));
+    let err = ekp.update(&g).unwrap_err().to_string();
+    assert!(err.contains("localizer"), "{err}");
+    assert!(err.contains("\"none\""), "{err}");
+    assert_eq!(ekp.iterations(), 0);
+    // Without the localizer the same update runs (low-rank).
+    let mut ekp = EnsembleKalmanProcess::builder(
+        prior(),
+        ekp.observation().clone(),
+        Process::Inversion(Inversion::default()),
+    )
+    .ensemble_size(5)
+    .localizer(Localizer::None)
+    .scheduler(Scheduler::Fixed { dt: 1.0 })
+    .build()
+    .unwrap();
+    ekp.update(&g).unwrap();
+    assert!(ekp.ensemble().iter().all(|v| v.is_finite()));
+}
