@@ -1,36 +1,100 @@
 //! One update per process at a few (N, d).
+//!
+//! EKI and ETKI use `localizer = none`, so with the diagonal `Γ` of
+//! `update_problem` they take the low-rank (Woodbury / streaming) path; the
+//! `inversion-dense` rows give the same EKI update with `Γ` as a full matrix
+//! (the dense `d × d` solve) for comparison, and the `-1thread` rows run the
+//! low-rank updates on a one-thread rayon pool (side by side with the default
+//! pool: the gain of the threaded row blocks).
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ekp_benches::update_problem;
-use ekp_core::{EnsembleKalmanProcess, Inversion, Process, Scheduler, TransformInversion};
+use ekp_core::{
+    EnsembleKalmanProcess, Inversion, Localizer, NoiseCovariance, Observation, Process, Scheduler,
+    TransformInversion,
+};
 
 fn update(c: &mut Criterion) {
     let mut group = c.benchmark_group("update");
     group.sample_size(10);
     let p = 10;
-    for &(n, d) in &[(20usize, 100usize), (100, 1000)] {
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().ok();
+    for &(n, d) in &[(20usize, 100usize), (100, 1000), (100, 100_000)] {
         let (prior, obs, g) = update_problem(p, d, n, 3);
-        for process in [
-            Process::Inversion(Inversion::default()),
-            Process::TransformInversion(TransformInversion::default()),
-        ] {
-            let built = EnsembleKalmanProcess::builder(prior.clone(), obs.clone(), process.clone())
+        let dense_obs = (d <= 1000)
+            .then(|| {
+                NoiseCovariance::full(obs.noise().dense())
+                    .ok()
+                    .and_then(|noise| Observation::new(obs.values().clone(), noise).ok())
+            })
+            .flatten();
+        let mut cases = vec![
+            (
+                "inversion",
+                Process::Inversion(Inversion::default()),
+                obs.clone(),
+                false,
+            ),
+            (
+                "transform-inversion",
+                Process::TransformInversion(TransformInversion::default()),
+                obs.clone(),
+                false,
+            ),
+        ];
+        if let Some(dense) = dense_obs {
+            cases.push((
+                "inversion-dense",
+                Process::Inversion(Inversion::default()),
+                dense,
+                false,
+            ));
+        }
+        if d >= 100_000 {
+            cases.push((
+                "inversion-1thread",
+                Process::Inversion(Inversion::default()),
+                obs.clone(),
+                true,
+            ));
+            cases.push((
+                "transform-inversion-1thread",
+                Process::TransformInversion(TransformInversion::default()),
+                obs.clone(),
+                true,
+            ));
+        }
+        for (name, process, obs, single) in cases {
+            let built = EnsembleKalmanProcess::builder(prior.clone(), obs, process)
                 .ensemble_size(n)
                 .seed(1)
+                .localizer(Localizer::None)
                 .scheduler(Scheduler::Fixed { dt: 1.0 })
                 .build();
             let Ok(ekp) = built else { continue };
-            group.bench_function(
-                BenchmarkId::new(process.kind(), format!("N{n}_d{d}")),
-                |b| {
-                    b.iter_batched(
-                        || ekp.clone(),
-                        |mut e| e.update(&g).map(|_| ()),
-                        criterion::BatchSize::LargeInput,
-                    )
-                },
-            );
+            let id = BenchmarkId::new(name, format!("N{n}_d{d}"));
+            match (&one_thread, single) {
+                (Some(pool), true) => {
+                    group.bench_function(id, |b| {
+                        b.iter_batched(
+                            || ekp.clone(),
+                            |mut e| pool.install(|| e.update(&g).map(|_| ())),
+                            criterion::BatchSize::LargeInput,
+                        )
+                    });
+                }
+                (None, true) => {}
+                (_, false) => {
+                    group.bench_function(id, |b| {
+                        b.iter_batched(
+                            || ekp.clone(),
+                            |mut e| e.update(&g).map(|_| ()),
+                            criterion::BatchSize::LargeInput,
+                        )
+                    });
+                }
+            }
         }
     }
     group.finish();

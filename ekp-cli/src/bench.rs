@@ -59,11 +59,17 @@ pub enum KernelArg {
 /// Arguments of `bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// The backend to measure.
-    #[arg(long, value_enum)]
-    pub backend: Backend,
-    /// Ensemble members integrated together.
-    #[arg(long, value_name = "M", default_value_t = 10_000)]
+    /// The backend to measure (not with --update).
+    #[arg(long, value_enum, required_unless_present = "update")]
+    pub backend: Option<Backend>,
+    /// Ensemble members integrated together (with --update: members of the
+    /// ensemble, default 100).
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 10_000,
+        default_value_if("update", clap::builder::ArgPredicate::IsPresent, "100")
+    )]
     pub members: usize,
     /// RK4 steps per member.
     #[arg(long, value_name = "S", default_value_t = 1_000)]
@@ -71,7 +77,7 @@ pub struct BenchArgs {
     /// GPU precision (default f32); the CPU backends compute in f64 only.
     #[arg(long, value_enum)]
     pub precision: Option<PrecisionArg>,
-    /// Threads for `--backend threads` (default: one per core).
+    /// Threads for `--backend threads` and --update (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// CPU integrator for `--backend serial|threads`.
@@ -81,6 +87,38 @@ pub struct BenchArgs {
     /// uses), for measuring the alternatives.
     #[arg(long, value_name = "L", hide = true)]
     pub lanes: Option<usize>,
+    /// Time one ensemble Kalman update instead (see `bench_update`): synthetic
+    /// outputs from a fixed seed, diagonal Γ, localizer none (localization
+    /// forms d × d correlations, so only without it are EKI and ETKI O(N² d));
+    /// the process's default accelerator (EKI: nesterov, so no observation
+    /// perturbation). Prints `seconds/update: X` last.
+    #[arg(long, conflicts_with_all = ["backend", "steps", "precision"])]
+    pub update: bool,
+    /// --update: the process to time.
+    #[arg(long, value_enum, value_name = "KIND", requires = "update")]
+    pub process: Option<crate::bench_update::UpdateProcessArg>,
+    /// --update: parameters p.
+    #[arg(long, value_name = "P", default_value_t = 100, requires = "update")]
+    pub parameters: usize,
+    /// --update: outputs d.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value_t = 1_000_000,
+        requires = "update"
+    )]
+    pub outputs: usize,
+    /// --update: updates timed (each on a fresh copy of the process); the
+    /// median is reported.
+    #[arg(long, value_name = "R", default_value_t = 3, requires = "update")]
+    pub repeats: usize,
+    /// --update with inversion: perturb the observations (no accelerator).
+    #[arg(long, requires = "update")]
+    pub perturb: bool,
+    /// --update: give Γ as a full matrix, forcing the dense d × d path (for
+    /// comparison; at most 20 000 outputs).
+    #[arg(long, requires = "update")]
+    pub dense: bool,
 }
 
 /// Map a GPU error to bad input (no adapter, no f64: the user must change
@@ -179,6 +217,9 @@ fn integrate_lanes<const L: usize>(
 
 /// Run the benchmark and print its report.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let Some(backend) = args.backend.filter(|_| !args.update) else {
+        return crate::bench_update::bench_update(&args);
+    };
     if args.members == 0 || args.steps == 0 {
         return Err(InputError::Argument("--members and --steps must be at least 1".into()).into());
     }
@@ -192,7 +233,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let config = Lorenz96Config::default();
     let params = parameters(args.members);
     let member_steps = args.members as f64 * args.steps as f64;
-    let rate = match args.backend {
+    let rate = match backend {
         Backend::Serial | Backend::Threads => {
             if args.precision == Some(PrecisionArg::F32) {
                 return Err(InputError::Argument(
@@ -200,7 +241,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 )
                 .into());
             }
-            let threads = args.backend == Backend::Threads;
+            let threads = backend == Backend::Threads;
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(if threads {
                     args.threads.unwrap_or(0)

@@ -10,6 +10,7 @@
 //! codes ([`error`]).
 
 pub mod bench;
+pub mod bench_update;
 pub mod cli;
 pub mod command_model;
 pub mod config;

@@ -627,3 +627,91 @@ fn help_explains_the_commands() {
     let out = ekp(&["frobnicate"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn bench_update_prints_seconds_per_update_last() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for process in ["inversion", "transform-inversion"] {
+        for extra in [&[][..], &["--perturb"][..], &["--dense"][..]] {
+            if process == "transform-inversion" && extra == ["--perturb"] {
+                continue;
+            }
+            let mut args = vec![
+                "bench",
+                "--update",
+                "--process",
+                process,
+                "--members",
+                "8",
+                "--parameters",
+                "3",
+                "--outputs",
+                "1500",
+                "--repeats",
+                "1",
+            ];
+            args.extend_from_slice(extra);
+            let out = ekp(&args, tmp.path());
+            assert!(
+                out.status.success(),
+                "{process} {extra:?}: {}",
+                text(&out.stderr)
+            );
+            let stdout = text(&out.stdout);
+            assert!(stdout.contains("localizer none"), "{stdout}");
+            let last = stdout.lines().last().expect("output");
+            let secs: f64 = last
+                .strip_prefix("seconds/update: ")
+                .unwrap_or_else(|| panic!("{process}: last line {last:?}"))
+                .parse()
+                .expect("a number");
+            assert!(secs >= 0.0 && secs.is_finite());
+        }
+    }
+    // The dense path is the same update: same checksum as the low-rank one.
+    let checksum = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--update",
+            "--members",
+            "8",
+            "--parameters",
+            "3",
+            "--outputs",
+            "1500",
+            "--repeats",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let out = ekp(&args, tmp.path());
+        let stdout = text(&out.stdout);
+        stdout
+            .lines()
+            .find(|l| l.starts_with("checksum: "))
+            .expect("a checksum")
+            .to_string()
+    };
+    assert_eq!(checksum(&[]), checksum(&["--dense"]));
+    // Bad input is exit code 2; --update needs no --backend, and the forward
+    // benchmark still needs one.
+    let out = ekp(&["bench", "--update", "--members", "1"], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = ekp(
+        &[
+            "bench",
+            "--update",
+            "--process",
+            "transform-inversion",
+            "--perturb",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = ekp(
+        &["bench", "--update", "--dense", "--outputs", "50000"],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = ekp(&["bench", "--members", "4"], tmp.path());
+    assert_ne!(out.status.code(), Some(0));
+}

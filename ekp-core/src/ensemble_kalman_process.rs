@@ -13,6 +13,8 @@
 //! (6) the history is stored and the observation series moves to its next
 //! minibatch. On any error nothing changes, the RNG included.
 
+use std::borrow::Cow;
+
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -20,13 +22,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::accelerator::{Accelerator, Momentum};
 use crate::error::EkpError;
-use crate::failure::{DEFAULT_NAN_TOLERANCE, FailurePolicy, ImputedValue, impute_over_nonfinite};
+use crate::failure::{
+    DEFAULT_NAN_TOLERANCE, FailurePolicy, ImputedValue, impute_lazy, impute_over_nonfinite,
+};
 use crate::inflation::Inflation;
 use crate::linalg::{column_mean, sample_covariance, sample_empirical_gaussian, select_columns};
 use crate::localization::Localizer;
+use crate::lowrank::{Perturbation, Rows};
 use crate::observation::Observation;
 use crate::observation_series::ObservationSeries;
 use crate::prior::Prior;
+use crate::process::inversion::{DENSE_LIMIT, OutputSelection};
 use crate::process::{
     PriorBlock, Process, UnscentedState, gauss_newton, inversion, sampler, sparse_inversion,
     transform_inversion,
@@ -67,28 +73,45 @@ pub struct ErrorMetrics {
 impl ErrorMetrics {
     /// The metrics of the outputs `g` (`d × n`, successful members only).
     pub fn compute(g: &DMatrix<f64>, obs: &Observation) -> Self {
-        Self::compute_with_mean(g, &column_mean(g), obs)
+        Self::compute_inner(g, &column_mean(g), obs, true, None)
     }
 
     /// The metrics with the loss taken at the given output mean `ḡ` (UKI's
     /// weighted mean) instead of the plain column mean.
     pub fn compute_with_mean(g: &DMatrix<f64>, gbar: &DVector<f64>, obs: &Observation) -> Self {
+        Self::compute_inner(g, gbar, obs, false, None)
+    }
+
+    /// The metrics; `plain_mean` when `gbar` is the column mean of `g`, so
+    /// the CRPS may stream over row blocks; `misfits` the member misfits `Φ`
+    /// when they are known.
+    fn compute_inner(
+        g: &DMatrix<f64>,
+        gbar: &DVector<f64>,
+        obs: &Observation,
+        plain_mean: bool,
+        misfits: Option<&DVector<f64>>,
+    ) -> Self {
         let d = obs.dim() as f64;
         let diff = obs.values() - gbar;
         let diff_m = DMatrix::from_column_slice(diff.len(), 1, diff.as_slice());
         let loss = obs.noise().weighted_norms_sq(&diff_m)[0] / d;
-        let mut dev = g.clone();
-        for mut col in dev.column_iter_mut() {
-            col -= obs.values();
-        }
-        let per = obs.noise().weighted_norms_sq(&dev);
+        // Twice the member misfits; column by column for a diagonal Γ.
+        let per = match misfits {
+            Some(phi) => phi * 2.0,
+            None => crate::scheduler::member_misfits(g, obs) * 2.0,
+        };
         let avg_rmse = per.iter().map(|v| (v / d).sqrt()).sum::<f64>() / per.len().max(1) as f64;
         Self {
             loss,
             avg_rmse,
             unweighted_loss: diff.norm_squared() / d,
             bayes_loss: None,
-            crps: crps(g, gbar, obs.values()),
+            crps: if plain_mean && g.nrows() > g.ncols() {
+                crps_streaming(g, obs.values())
+            } else {
+                crps(g, gbar, obs.values())
+            },
         }
     }
 
@@ -142,15 +165,50 @@ fn crps(g: &DMatrix<f64>, gbar: &DVector<f64>, y: &DVector<f64>) -> Option<f64> 
             .map(|(&l, &x)| (l, x))
             .unzip()
     } else {
-        let eig = nalgebra::SymmetricEigen::new(a.transpose() * &a);
-        let vd = eig.eigenvectors.transpose() * (a.transpose() * &diff);
-        // Uᵀ diff = S⁻¹ Vᵀ Aᵀ diff.
-        eig.eigenvalues
-            .iter()
-            .zip(vd.iter())
-            .map(|(&l, &x)| (l, x / l.max(f64::MIN_POSITIVE).sqrt()))
-            .unzip()
+        return crps_from_gram(a.transpose() * &a, a.transpose() * &diff, d);
     };
+    crps_sum(&sq, &ws, d, n)
+}
+
+/// [`crps`] with the plain column mean, for `d > n`: the Gram matrix `AᵀA`
+/// and `Aᵀ (y − ḡ)` are accumulated over row blocks (no copy of `g`).
+fn crps_streaming(g: &DMatrix<f64>, y: &DVector<f64>) -> Option<f64> {
+    let (d, n) = g.shape();
+    if n < 2 {
+        return None;
+    }
+    let cols: Vec<usize> = (0..n).collect();
+    let ones = DVector::from_element(d, 1.0);
+    let stats = crate::lowrank::gram(&crate::lowrank::GramInput {
+        g,
+        rows: Rows::All(d),
+        cols: &cols,
+        weights: &ones,
+        y,
+        perturbation: None,
+    });
+    let s = 1.0 / ((n - 1) as f64).sqrt();
+    crps_from_gram(stats.m * (s * s), stats.c * s, d)
+}
+
+/// The CRPS from the Gram matrix `AᵀA` (`n × n`) of the scaled anomalies and
+/// `Aᵀ (y − ḡ)`, for `d` outputs.
+fn crps_from_gram(ata: DMatrix<f64>, atd: DVector<f64>, d: usize) -> Option<f64> {
+    let n = ata.nrows();
+    let eig = nalgebra::SymmetricEigen::new(ata);
+    let vd = eig.eigenvectors.transpose() * atd;
+    // Uᵀ diff = S⁻¹ Vᵀ Aᵀ diff.
+    let (sq, ws): (Vec<f64>, Vec<f64>) = eig
+        .eigenvalues
+        .iter()
+        .zip(vd.iter())
+        .map(|(&l, &x)| (l, x / l.max(f64::MIN_POSITIVE).sqrt()))
+        .unzip();
+    crps_sum(&sq, &ws, d, n)
+}
+
+/// The CRPS sum over the squared singular values `sq` and `w` (see [`crps`]).
+fn crps_sum(sq: &[f64], ws: &[f64], d: usize, n: usize) -> Option<f64> {
     let smax = sq.iter().fold(0.0f64, |m, &l| m.max(l)).sqrt();
     if !(smax > 0.0 && smax.is_finite()) {
         return None;
@@ -191,6 +249,22 @@ fn erfc(x: f64) -> f64 {
                                         + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// Which outputs `g` an [`EnsembleKalmanProcess`] keeps: with `d` outputs
+/// and `N` members each update stores a `d × N` matrix, which for large `d`
+/// makes a long calibration grow without bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HistoryPolicy {
+    /// Keep the outputs of every update (the default).
+    #[default]
+    All,
+    /// Keep only the outputs of the latest update: the previous ones are
+    /// dropped before the new ones are stored. The ensembles `u` (`p × N`
+    /// each), steps, metrics, failed members and imputed values are still
+    /// kept for every update.
+    Last,
 }
 
 /// What one call to [`EnsembleKalmanProcess::update`] did.
@@ -266,6 +340,9 @@ pub struct EnsembleKalmanProcess {
     /// User inflation (replaces the process's default inflation).
     #[serde(default)]
     inflation: Option<Inflation>,
+    /// Which outputs are kept (states saved before this option: all).
+    #[serde(default)]
+    history: HistoryPolicy,
 }
 
 /// Builds an [`EnsembleKalmanProcess`], validating every setting. Options not
@@ -288,9 +365,16 @@ pub struct EkpBuilder {
     update_groups: Vec<UpdateGroup>,
     initial: Option<DMatrix<f64>>,
     inflation: Option<Inflation>,
+    history: HistoryPolicy,
 }
 
 impl EkpBuilder {
+    /// Which outputs to keep in [`g_history`](EnsembleKalmanProcess::g_history)
+    /// (default: [`HistoryPolicy::All`]).
+    pub fn history(mut self, history: HistoryPolicy) -> Self {
+        self.history = history;
+        self
+    }
     /// Number of members `N` drawn from the prior (default 20).
     pub fn ensemble_size(mut self, n: usize) -> Self {
         self.ensemble_size = n;
@@ -494,6 +578,7 @@ impl EkpBuilder {
             minibatches: Vec::new(),
             unscented,
             inflation: self.inflation,
+            history: self.history,
         })
     }
 }
@@ -520,6 +605,7 @@ impl EnsembleKalmanProcess {
             update_groups: Vec::new(),
             initial: None,
             inflation: None,
+            history: HistoryPolicy::All,
         }
     }
 
@@ -636,9 +722,24 @@ impl EnsembleKalmanProcess {
         &self.u
     }
     /// The outputs told to each update, after imputation (failed members'
-    /// columns as told).
+    /// columns as told). With [`HistoryPolicy::Last`] only the latest update's
+    /// (see [`g_history_start`](Self::g_history_start)).
     pub fn g_history(&self) -> &[DMatrix<f64>] {
         &self.g
+    }
+    /// The update (0-based) whose outputs are the first of
+    /// [`g_history`](Self::g_history): 0 with [`HistoryPolicy::All`].
+    pub fn g_history_start(&self) -> usize {
+        self.dt.len() - self.g.len()
+    }
+    /// The outputs told to update `k` (0-based), if they are kept.
+    pub fn outputs_of_update(&self, k: usize) -> Option<&DMatrix<f64>> {
+        k.checked_sub(self.g_history_start())
+            .and_then(|i| self.g.get(i))
+    }
+    /// Which outputs are kept.
+    pub fn history_policy(&self) -> HistoryPolicy {
+        self.history
     }
     /// The step of each update.
     pub fn dt_history(&self) -> &[f64] {
@@ -760,6 +861,7 @@ impl EnsembleKalmanProcess {
         dt_override: Option<f64>,
         all: Option<(&DMatrix<f64>, &[usize])>,
     ) -> Result<UpdateOutcome, EkpError> {
+        let g_told = g;
         let n = self.ensemble_size();
         let obs = self.observations.current();
         let d = obs.dim();
@@ -773,9 +875,11 @@ impl EnsembleKalmanProcess {
         }
         let warnings: Vec<crate::Warning> =
             crate::warnings::repeated_outputs(g).into_iter().collect();
-        let imputation = impute_over_nonfinite(g, self.nan_tolerance, obs.values());
-        let failed = imputation.failed.clone();
-        let successful = imputation.successful();
+        // No copy of `g` unless values are imputed.
+        let (imputed_g, failed, imputed) = impute_lazy(g, self.nan_tolerance, obs.values());
+        let successful: Vec<usize> = (0..n)
+            .filter(|j| failed.binary_search(j).is_err())
+            .collect();
         if successful.len() < 2 {
             return Err(EkpError::TooFewSuccessful {
                 successful: successful.len(),
@@ -788,11 +892,19 @@ impl EnsembleKalmanProcess {
                 members: failed.iter().map(|j| j + 1).collect(),
             });
         }
-        let g = imputation.outputs;
-        let g_ok = select_columns(&g, &successful);
+        let g: &DMatrix<f64> = imputed_g.as_ref().unwrap_or(g);
+        let g_ok: Cow<'_, DMatrix<f64>> = if failed.is_empty() {
+            Cow::Borrowed(g)
+        } else {
+            Cow::Owned(select_columns(g, &successful))
+        };
+        let misfits = crate::scheduler::member_misfits(&g_ok, obs);
         let dt = match dt_override {
             Some(dt) => dt,
-            None => match self.scheduler.next_step(&self.dt, &g_ok, obs) {
+            None => match self
+                .scheduler
+                .next_step_with(&self.dt, &g_ok, obs, Some(&misfits))
+            {
                 Step::Dt(dt) => dt,
                 Step::Terminate => return Ok(UpdateOutcome::Terminated),
             },
@@ -820,7 +932,7 @@ impl EnsembleKalmanProcess {
                 settings,
                 transform,
                 self.ensemble(),
-                &g,
+                g,
                 &successful,
                 obs,
                 dt,
@@ -852,7 +964,7 @@ impl EnsembleKalmanProcess {
                     mean: &prior_mean,
                     variances: &prior_var,
                 });
-                step.run(u, &g, obs, prior_block, &mut rng)?
+                step.run(u, g, None, obs, prior_block, &mut rng)?
             } else {
                 let count = self.observations.current_minibatch().len();
                 let obs_dim = d / count.max(1);
@@ -860,7 +972,6 @@ impl EnsembleKalmanProcess {
                 for group in &self.update_groups {
                     let rows = minibatch_rows(group, count, obs_dim);
                     let u_g = u.select_rows(group.parameters.iter());
-                    let g_g = g.select_rows(rows.iter());
                     let obs_g = Observation::new(
                         obs.values().select_rows(rows.iter()),
                         obs.noise().restrict(&rows)?,
@@ -871,7 +982,7 @@ impl EnsembleKalmanProcess {
                         mean: &mean_g,
                         variances: &var_g,
                     });
-                    let updated = step.run(&u_g, &g_g, &obs_g, prior_block, &mut rng)?;
+                    let updated = step.run(&u_g, g, Some(&rows), &obs_g, prior_block, &mut rng)?;
                     for (k, &i) in group.parameters.iter().enumerate() {
                         new_u.set_row(i, &updated.row(k));
                     }
@@ -898,17 +1009,21 @@ impl EnsembleKalmanProcess {
                     col.copy_from(&(&mean + dev * factor));
                 }
             }
-            let metrics = ErrorMetrics::compute(&g_ok, obs).with_prior(
-                d,
-                &self.run_mean(&successful),
-                &prior_mean,
-                &prior_var,
-            );
+            let metrics =
+                ErrorMetrics::compute_inner(&g_ok, &column_mean(&g_ok), obs, true, Some(&misfits))
+                    .with_prior(d, &self.run_mean(&successful), &prior_mean, &prior_var);
             (new_u, metrics)
         };
         let minibatch = self.observations.current_minibatch().to_vec();
+        if self.history == HistoryPolicy::Last {
+            // Free the previous outputs before copying the new ones.
+            self.g.clear();
+        }
         let stored = match all {
-            None => g,
+            None => match imputed_g {
+                Some(imputed_g) => imputed_g,
+                None => crate::lowrank::par_clone(g_told),
+            },
             Some((g_all, rows)) => {
                 let mut stored = g_all.clone();
                 for (k, &r) in rows.iter().enumerate() {
@@ -927,13 +1042,13 @@ impl EnsembleKalmanProcess {
         self.dt.push(dt);
         self.metrics.push(metrics);
         self.failed.push(failed.clone());
-        self.imputed.push(imputation.imputed.clone());
+        self.imputed.push(imputed.clone());
         self.minibatches.push(minibatch.clone());
         self.observations.advance();
         Ok(UpdateOutcome::Updated(UpdateReport {
             dt,
             failed,
-            imputed: imputation.imputed,
+            imputed,
             minibatch,
             metrics,
             warnings,
@@ -952,14 +1067,19 @@ struct GroupStep<'a> {
 }
 
 impl GroupStep<'_> {
-    /// The update of one group: `u` (`p_g × N`) with outputs `g` (`d_g × N`)
-    /// against `obs`; returns the new `p_g × N` ensemble, failed members redrawn.
+    /// The update of one group: `u` (`p_g × N`) with outputs `rows` of `g`
+    /// (`d × N`, every row when `None`) against `obs` (those rows' data);
+    /// returns the new `p_g × N` ensemble, failed members redrawn.
     /// Draws, in order: the perturbations (all `N` members, so the draws do not
     /// depend on which failed), the localizer's, the redraws of failed members.
+    ///
+    /// EKI without a localizer and ETKI take the low-rank path when `Γ` is
+    /// diagonal: the outputs are read in row blocks and never copied.
     fn run(
         &self,
         u: &DMatrix<f64>,
         g: &DMatrix<f64>,
+        rows: Option<&[usize]>,
         obs: &Observation,
         prior_block: Option<PriorBlock<'_>>,
         rng: &mut ChaCha20Rng,
@@ -967,34 +1087,81 @@ impl GroupStep<'_> {
         let (p, n) = u.shape();
         let d = obs.dim();
         let u_ok = select_columns(u, self.successful);
-        let g_ok = select_columns(g, self.successful);
+        let selection = OutputSelection {
+            g,
+            rows: match rows {
+                Some(r) => Rows::List(r),
+                None => Rows::All(d),
+            },
+            cols: self.successful,
+        };
+        // The successful members' outputs as one matrix, for the dense paths.
+        let dense_g = || match rows {
+            None => select_columns(g, self.successful),
+            Some(r) => DMatrix::from_fn(r.len(), self.successful.len(), |i, j| {
+                g[(r[i], self.successful[j])]
+            }),
+        };
+        let diagonal = obs.noise().diagonal_if_diagonal();
         let updated_ok = match self.process {
             Process::Inversion(_) => {
-                let y_all = if self.perturb {
-                    let mut noise = obs.noise().sample(rng, n, 1.0 / self.dt);
-                    for mut col in noise.column_iter_mut() {
-                        col += obs.values();
+                let perturbation = self.perturb.then(|| Perturbation::draw(rng, n));
+                match diagonal {
+                    Some(variances) if self.localizer.is_none() => inversion::update_lowrank(
+                        &u_ok,
+                        selection,
+                        obs.values(),
+                        &variances,
+                        self.dt,
+                        prior_block,
+                        perturbation.as_ref(),
+                    )?,
+                    _ => {
+                        let m = d + prior_block.map_or(0, |pb| pb.mean.len());
+                        if m > DENSE_LIMIT && !self.localizer.is_none() {
+                            return Err(EkpError::InvalidSetting(format!(
+                                "localizer \"{}\" needs {m} × {m} covariance matrices ({m} outputs, more than {DENSE_LIMIT}); set localizer = \"none\" to use the low-rank update",
+                                self.localizer.kind()
+                            )));
+                        }
+                        let y_all = match perturbation {
+                            Some(pert) => {
+                                let mut y =
+                                    obs.noise().color(pert.standard_normals(d), 1.0 / self.dt);
+                                for mut col in y.column_iter_mut() {
+                                    col += obs.values();
+                                }
+                                y
+                            }
+                            None => DMatrix::from_fn(d, n, |i, _| obs.values()[i]),
+                        };
+                        let y_ok = select_columns(&y_all, self.successful);
+                        inversion::update(
+                            &u_ok,
+                            &dense_g(),
+                            &y_ok,
+                            obs.noise(),
+                            self.dt,
+                            prior_block,
+                            self.localizer,
+                            rng,
+                        )?
                     }
-                    noise
-                } else {
-                    DMatrix::from_fn(d, n, |i, _| obs.values()[i])
-                };
-                let y_ok = select_columns(&y_all, self.successful);
-                inversion::update(
+                }
+            }
+            Process::TransformInversion(_) => match diagonal {
+                Some(variances) => transform_inversion::update_lowrank(
                     &u_ok,
-                    &g_ok,
-                    &y_ok,
-                    obs.noise(),
+                    selection,
+                    obs.values(),
+                    &variances,
                     self.dt,
                     prior_block,
-                    self.localizer,
-                    rng,
-                )?
-            }
-            Process::TransformInversion(_) => {
-                transform_inversion::update(&u_ok, &g_ok, obs, self.dt, prior_block)?
-            }
+                )?,
+                None => transform_inversion::update(&u_ok, &dense_g(), obs, self.dt, prior_block)?,
+            },
             Process::GaussNewton(_) => {
+                let g_ok = dense_g();
                 // GNKI perturbs with N(0, 2Γ/Δt) (EKP.jl).
                 let y_all = if self.perturb {
                     let mut noise = obs.noise().sample(rng, n, 2.0 / self.dt);
@@ -1021,14 +1188,17 @@ impl GroupStep<'_> {
                 )?
             }
             Process::SparseInversion(settings) => {
-                let y_all = if self.perturb {
-                    let mut noise = obs.noise().sample(rng, n, 1.0 / self.dt);
-                    for mut col in noise.column_iter_mut() {
-                        col += obs.values();
+                let g_ok = dense_g();
+                // The EKI step's perturbations, drawn exactly as EKI draws them.
+                let y_all = match self.perturb.then(|| Perturbation::draw(rng, n)) {
+                    Some(pert) => {
+                        let mut y = obs.noise().color(pert.standard_normals(d), 1.0 / self.dt);
+                        for mut col in y.column_iter_mut() {
+                            col += obs.values();
+                        }
+                        y
                     }
-                    noise
-                } else {
-                    DMatrix::from_fn(d, n, |i, _| obs.values()[i])
+                    None => DMatrix::from_fn(d, n, |i, _| obs.values()[i]),
                 };
                 let y_ok = select_columns(&y_all, self.successful);
                 sparse_inversion::update(
@@ -1057,7 +1227,7 @@ impl GroupStep<'_> {
                 let pb = prior_block.ok_or(EkpError::InvalidSetting(
                     "the sampler needs the prior".to_string(),
                 ))?;
-                sampler::update(settings, &u_ok, &g_ok, obs, self.dt, pb, rng)?
+                sampler::update(settings, &u_ok, &dense_g(), obs, self.dt, pb, rng)?
             }
             Process::Unscented(_) | Process::TransformUnscented(_) => {
                 return Err(EkpError::InvalidSetting(

@@ -111,6 +111,35 @@ impl Imputation {
     }
 }
 
+/// [`impute_over_nonfinite`] without the copy when nothing is imputed: the
+/// outputs with the imputed values (`None` when `g` needs none: use `g`
+/// itself), the failed members and the imputed values. The scan for
+/// non-finite values reads `g` column by column, in parallel.
+pub(crate) fn impute_lazy(
+    g: &DMatrix<f64>,
+    tolerance: f64,
+    row_values: &DVector<f64>,
+) -> (Option<DMatrix<f64>>, Vec<usize>, Vec<ImputedValue>) {
+    use rayon::prelude::*;
+    let (d, n) = g.shape();
+    let allowed = (tolerance * d as f64).floor();
+    let counts: Vec<usize> = (0..n)
+        .into_par_iter()
+        .map(|j| g.column(j).iter().filter(|v| !v.is_finite()).count())
+        .collect();
+    let failed: Vec<usize> = (0..n).filter(|&j| counts[j] as f64 > allowed).collect();
+    let any_isolated = (0..n).any(|j| counts[j] > 0 && counts[j] as f64 <= allowed);
+    if !any_isolated {
+        return (None, failed, Vec::new());
+    }
+    let imputation = impute_over_nonfinite(g, tolerance, row_values);
+    (
+        Some(imputation.outputs),
+        imputation.failed,
+        imputation.imputed,
+    )
+}
+
 /// EKP.jl's `impute_over_nans(g, nan_tolerance, nan_row_values)`, with
 /// non-finite in place of NaN: classify the members of `g` (`d × N`) as failed
 /// or not, and impute the isolated non-finite values of the others (see the

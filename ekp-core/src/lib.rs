@@ -147,6 +147,7 @@ pub mod failure;
 pub mod inflation;
 pub mod linalg;
 pub mod localization;
+mod lowrank;
 pub mod model;
 pub mod observation;
 pub mod observation_series;
@@ -161,7 +162,8 @@ pub mod warnings;
 pub use accelerator::{Accelerator, Momentum};
 pub use constraint::Constraint;
 pub use ensemble_kalman_process::{
-    Assessment, EkpBuilder, EnsembleKalmanProcess, ErrorMetrics, UpdateOutcome, UpdateReport,
+    Assessment, EkpBuilder, EnsembleKalmanProcess, ErrorMetrics, HistoryPolicy, UpdateOutcome,
+    UpdateReport,
 };
 pub use error::EkpError;
 pub use failure::{FailurePolicy, ImputedValue};

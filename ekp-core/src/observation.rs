@@ -355,6 +355,32 @@ impl NoiseCovariance {
         worst
     }
 
+    /// The diagonal of `Γ` when `Γ` is diagonal (scalar or diagonal form);
+    /// `None` for a full `Γ`.
+    pub fn diagonal_if_diagonal(&self) -> Option<DVector<f64>> {
+        match self {
+            Self::Scalar { .. } | Self::Diagonal { .. } => Some(self.diagonal()),
+            Self::Full { .. } => None,
+        }
+    }
+
+    /// `√scale · Γ^{½} z` for standard normals `z` (`d × n`): for a diagonal
+    /// `Γ` row `i` is scaled by `√Γ_ii · √scale`, for a full `Γ` the Cholesky
+    /// factor is applied. Draws of `N(0, scale · Γ)`.
+    pub(crate) fn color(&self, mut z: DMatrix<f64>, scale: f64) -> DMatrix<f64> {
+        let root = scale.sqrt();
+        match self {
+            Self::Scalar { .. } | Self::Diagonal { .. } => {
+                let sd = self.diagonal().map(|v| v.sqrt() * root);
+                for mut col in z.column_iter_mut() {
+                    col.component_mul_assign(&sd);
+                }
+                z
+            }
+            Self::Full { cholesky_l, .. } => cholesky_l * z * root,
+        }
+    }
+
     /// `n` draws from `N(0, scale · Γ)`, as a `d × n` matrix, drawn column by column.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, n: usize, scale: f64) -> DMatrix<f64> {
         let d = self.dim();

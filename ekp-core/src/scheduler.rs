@@ -187,6 +187,18 @@ impl Scheduler {
     /// The step for the next update, given the successful members' outputs
     /// `g` (`d × n`) and the data.
     pub fn next_step(&self, dt_history: &[f64], g: &DMatrix<f64>, obs: &Observation) -> Step {
+        self.next_step_with(dt_history, g, obs, None)
+    }
+
+    /// [`next_step`](Self::next_step) with the member misfits `Φ` (see
+    /// [`member_misfits`]) when they are already known.
+    pub(crate) fn next_step_with(
+        &self,
+        dt_history: &[f64],
+        g: &DMatrix<f64>,
+        obs: &Observation,
+        misfits: Option<&DVector<f64>>,
+    ) -> Step {
         if self.is_terminated(dt_history) {
             return Step::Terminate;
         }
@@ -202,7 +214,10 @@ impl Scheduler {
                     // `reached` implies a non-empty history.
                     return Step::Dt(dt_history[dt_history.len() - 1]);
                 }
-                let q = data_misfit_step(g, obs);
+                let q = match misfits {
+                    Some(phi) => data_misfit_step_from(phi, obs.dim()),
+                    None => data_misfit_step_from(&member_misfits(g, obs), obs.dim()),
+                };
                 if reached {
                     // `continue`: the plain data-misfit step.
                     let q = if q.is_finite() {
@@ -229,9 +244,8 @@ impl Scheduler {
 
 /// The uncapped data-misfit step `max(d / (2 mean Φ), √(d / (2 var Φ)))`
 /// (`+∞` when all `Φ_j` are equal, as in EKP.jl).
-fn data_misfit_step(g: &DMatrix<f64>, obs: &Observation) -> f64 {
-    let d = obs.dim() as f64;
-    let phi = member_misfits(g, obs);
+fn data_misfit_step_from(phi: &DVector<f64>, d: usize) -> f64 {
+    let d = d as f64;
     let n = phi.len() as f64;
     let mean = phi.mean();
     let var = if n > 1.0 {
@@ -245,6 +259,12 @@ fn data_misfit_step(g: &DMatrix<f64>, obs: &Observation) -> f64 {
 
 /// `Φ_j = ½ (y − g_j)ᵀ Γ⁻¹ (y − g_j)` for each column of `g`.
 pub fn member_misfits(g: &DMatrix<f64>, obs: &Observation) -> DVector<f64> {
+    if let Some(variances) = obs.noise().diagonal_if_diagonal() {
+        // Column by column, without a copy of `g`.
+        let cols: Vec<usize> = (0..g.ncols()).collect();
+        let weights = variances.map(|v| 1.0 / v);
+        return crate::lowrank::weighted_misfits(g, &cols, obs.values(), &weights) * 0.5;
+    }
     let mut diff = g.clone();
     for mut col in diff.column_iter_mut() {
         col -= obs.values();

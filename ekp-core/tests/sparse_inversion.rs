@@ -231,11 +231,14 @@ fn sparse_eki_recovers_a_sparse_truth_where_eki_does_not() {
 #[test]
 fn with_an_inactive_constraint_sparse_eki_is_eki() {
     // γ far above any member's ℓ1 norm: the projection keeps the EKI update
-    // and no extra draws are made, so the trajectories agree exactly.
+    // and no extra draws are made, so the trajectories agree — to round-off:
+    // EKI itself takes the low-rank (Woodbury) form for this diagonal Γ,
+    // sparse EKI the dense form it also needs for the projection's metric.
     let sp = SparseProblem::new();
     let sparse = sp.run(Process::SparseInversion(SparseInversion::new(1e6)), 4);
     let plain = sp.run(Process::Inversion(Inversion::default()), 4);
-    assert_eq!(sparse.ensemble(), plain.ensemble());
+    let diff = (sparse.ensemble() - plain.ensemble()).amax();
+    assert!(diff <= 1e-10 * plain.ensemble().amax(), "{diff}");
 }
 
 #[test]
@@ -283,7 +286,8 @@ fn threshold_and_reg_act_on_the_chosen_parameters_only() {
                 assert_eq!(u[(i, j)], 0.0);
                 pruned_any = true;
             } else {
-                assert_eq!(u[(i, j)], u_eki[(i, j)], "({i}, {j})");
+                // Round-off apart (EKI's low-rank form vs the dense one).
+                assert!((u[(i, j)] - u_eki[(i, j)]).abs() <= 1e-10, "({i}, {j})");
             }
         }
     }
@@ -299,7 +303,7 @@ fn threshold_and_reg_act_on_the_chosen_parameters_only() {
                 // N(0, 1e-4): sd 0.01; 6 sds is far beyond 120 draws.
                 assert!((u[(i, j)] - u_eki[(i, j)]).abs() < 0.06);
             } else {
-                assert_eq!(u[(i, j)], u_eki[(i, j)]);
+                assert!((u[(i, j)] - u_eki[(i, j)]).abs() <= 1e-10, "({i}, {j})");
             }
         }
     }

@@ -20,7 +20,14 @@ use super::PriorBlock;
 use crate::error::EkpError;
 use crate::linalg::{anomalies, solve_spd};
 use crate::localization::Localizer;
+use crate::lowrank::{Gram, GramInput, Perturbation, Rows, gram};
 use crate::observation::NoiseCovariance;
+
+/// The largest number of outputs (with `impose_prior`: outputs plus
+/// parameters) for which the dense path, which forms `d × d` matrices, is
+/// allowed (it is used with a localizer or a full `Γ`): 20 000 outputs already
+/// take 3.2 GB per `d × d` matrix.
+pub const DENSE_LIMIT: usize = 20_000;
 
 /// Settings of EKI.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +59,83 @@ impl Default for Inversion {
     fn default() -> Self {
         Self::new(false)
     }
+}
+
+/// The outputs of the members that take part in a low-rank update: the
+/// `rows` of `g` (`d × N`, every member) and its columns `cols`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OutputSelection<'a> {
+    /// Every member's outputs.
+    pub g: &'a DMatrix<f64>,
+    /// The rows that take part.
+    pub rows: Rows<'a>,
+    /// The members (columns) that take part, in the order of `u`'s columns.
+    pub cols: &'a [usize],
+}
+
+/// One EKI update in the low-rank (Woodbury) form, for a diagonal `Γ` (its
+/// `variances`, one per selected row) and no localizer. With
+/// `A = D + G Gᵀ/n`, `D = Γ/Δt + √ε I` (extended by `Σ₀/Δt + √ε I` with
+/// `impose_prior`), `G` the output anomalies and `R = y_pert − g`:
+/// `C^{ug} A⁻¹ R = U (nI + Gᵀ D⁻¹ G)⁻¹ Gᵀ D⁻¹ R`, where only the `n × n`
+/// matrices `Gᵀ D⁻¹ G` and `Gᵀ D⁻¹ R` are needed; they are accumulated over
+/// row blocks ([`gram`]), so the cost is `O(n² d + n³)` and no `d × n`
+/// temporary is formed. The perturbations (`N(0, Γ/Δt)`) are drawn block by
+/// block from `perturbation`, exactly as the dense path draws them.
+pub(crate) fn update_lowrank(
+    u: &DMatrix<f64>,
+    outputs: OutputSelection<'_>,
+    y: &DVector<f64>,
+    variances: &DVector<f64>,
+    dt: f64,
+    prior: Option<PriorBlock<'_>>,
+    perturbation: Option<&Perturbation>,
+) -> Result<DMatrix<f64>, EkpError> {
+    let n = u.ncols();
+    let reg = f64::EPSILON.sqrt();
+    let weights = variances.map(|v| 1.0 / (v / dt + reg));
+    let sd = perturbation.map(|_| perturbation_sd(variances, 1.0 / dt));
+    let Gram { mut m, mut c, e } = gram(&GramInput {
+        g: outputs.g,
+        rows: outputs.rows,
+        cols: outputs.cols,
+        weights: &weights,
+        y,
+        perturbation: perturbation.zip(sd.as_ref()),
+    });
+    let (u_mean, ua) = anomalies(u);
+    if let Some(pb) = prior {
+        // The prior rows: "outputs" u, data the prior mean (unperturbed).
+        let w_p = pb.variances.map(|v| 1.0 / (v / dt + reg));
+        let mut wua = ua.clone();
+        for (k, w) in w_p.iter().enumerate() {
+            let mut row = wua.row_mut(k);
+            row *= *w;
+        }
+        m += ua.transpose() * &wua;
+        c += wua.transpose() * (pb.mean - &u_mean);
+    }
+    // B = Gᵀ D⁻¹ R = c 1ᵀ + Gᵀ D⁻¹ Ξ − Gᵀ D⁻¹ G.
+    let mut b = match e {
+        Some(e) => e - &m,
+        None => -&m,
+    };
+    for mut col in b.column_iter_mut() {
+        col += &c;
+    }
+    for i in 0..n {
+        m[(i, i)] += n as f64;
+    }
+    let x = solve_spd(m, &b).ok_or(EkpError::Singular {
+        what: "nI + Gᵀ (Γ/Δt)⁻¹ G",
+    })?;
+    Ok(u + ua * x)
+}
+
+/// The standard deviations `√(scale · v_i)` of the perturbations.
+pub(crate) fn perturbation_sd(variances: &DVector<f64>, scale: f64) -> DVector<f64> {
+    let root = scale.sqrt();
+    variances.map(|v| v.sqrt() * root)
 }
 
 /// One EKI update of the members `u` with outputs `g` against the (possibly

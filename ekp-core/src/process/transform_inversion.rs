@@ -10,8 +10,10 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::PriorBlock;
+use super::inversion::OutputSelection;
 use crate::error::EkpError;
 use crate::linalg::{anomalies, sym_inverse_and_sqrt};
+use crate::lowrank::{GramInput, gram};
 use crate::observation::Observation;
 
 /// Settings of ETKI.
@@ -34,6 +36,34 @@ impl TransformInversion {
     }
 }
 
+/// One ETKI update for a diagonal `Γ` (its `variances`, one per selected
+/// row), streaming over row blocks: `Yᵀ Γ⁻¹ Y` and `Yᵀ Γ⁻¹ (y − ḡ)` are
+/// accumulated block by block ([`gram`]), so no `d × n` temporary is formed.
+pub(crate) fn update_lowrank(
+    u: &DMatrix<f64>,
+    outputs: OutputSelection<'_>,
+    y: &DVector<f64>,
+    variances: &DVector<f64>,
+    dt: f64,
+    prior: Option<PriorBlock<'_>>,
+) -> Result<DMatrix<f64>, EkpError> {
+    let n = u.ncols();
+    let weights = variances.map(|v| dt / v);
+    let stats = gram(&GramInput {
+        g: outputs.g,
+        rows: outputs.rows,
+        cols: outputs.cols,
+        weights: &weights,
+        y,
+        perturbation: None,
+    });
+    let scale = 1.0 / ((n - 1) as f64).sqrt();
+    // Y = A/√(n−1): Δt Yᵀ Γ⁻¹ Y = m/(n−1), Δt Yᵀ Γ⁻¹ (y − ḡ) = c/√(n−1).
+    let s = stats.m * (scale * scale);
+    let rhs = stats.c * scale;
+    finish(u, s, rhs, dt, prior)
+}
+
 /// One ETKI update of the members `u` with outputs `g` against the data.
 pub(crate) fn update(
     u: &DMatrix<f64>,
@@ -44,14 +74,29 @@ pub(crate) fn update(
 ) -> Result<DMatrix<f64>, EkpError> {
     let n = u.ncols();
     let scale = 1.0 / ((n - 1) as f64).sqrt();
-    let (u_mean, ua) = anomalies(u);
-    let x = ua * scale;
     let (g_mean, ga) = anomalies(g);
     let y_data = ga * scale;
     // Δt Γ⁻¹ Y for the data block (and Δt Σ₀⁻¹ X for the prior block).
     let gy = obs.noise().solve(&y_data) * dt;
-    let mut s = y_data.transpose() * &gy;
-    let mut rhs: DVector<f64> = gy.transpose() * (obs.values() - &g_mean);
+    let s = y_data.transpose() * &gy;
+    let rhs: DVector<f64> = gy.transpose() * (obs.values() - &g_mean);
+    finish(u, s, rhs, dt, prior)
+}
+
+/// The rest of the update, from `s = Δt Yᵀ Γ⁻¹ Y` and
+/// `rhs = Δt Yᵀ Γ⁻¹ (y − ḡ)` of the data block: the prior block, `Ω`, `w`
+/// and the new ensemble.
+fn finish(
+    u: &DMatrix<f64>,
+    mut s: DMatrix<f64>,
+    mut rhs: DVector<f64>,
+    dt: f64,
+    prior: Option<PriorBlock<'_>>,
+) -> Result<DMatrix<f64>, EkpError> {
+    let n = u.ncols();
+    let scale = 1.0 / ((n - 1) as f64).sqrt();
+    let (u_mean, ua) = anomalies(u);
+    let x = ua * scale;
     if let Some(pb) = prior {
         // The prior block: "outputs" u (anomalies X), data the prior mean.
         let mut gy_u = x.clone();

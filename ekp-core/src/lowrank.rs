@@ -1,0 +1,337 @@
+//! Streaming `n × n` statistics of large output ensembles, for the low-rank
+//! (Woodbury) forms of EKI and ETKI with a diagonal `Γ`.
+//!
+//! The outputs `g` (`d × N`) are read in blocks of [`BLOCK_ROWS`] rows; each
+//! block is copied (gathering the rows and the successful members that take
+//! part), centred by its row means, weighted, and its contribution to the
+//! `n × n` Gram matrices is added with a blocked matrix product. No `d × n`
+//! temporary is ever formed, so the memory beyond `g` is `O(n² + d)` per
+//! thread. Blocks are grouped into chunks of a fixed size that run on rayon's
+//! threads and are summed in block order, so the result does not depend on
+//! the number of threads.
+//!
+//! EKI's observation perturbations are drawn block by block too
+//! ([`Perturbation`]): one seed is drawn from the process's RNG, and block `b`
+//! of the standard normals (rows `b·BLOCK_ROWS ..`, every member, column by
+//! column) comes from its own stream of a ChaCha8 generator with that seed.
+//! The draws are therefore reproducible from the seed, independent of the
+//! thread count, and the same whether the dense or the low-rank path uses them.
+
+use nalgebra::{DMatrix, DVector};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+
+/// Rows per block (fixed: results and draws do not depend on the thread count).
+pub(crate) const BLOCK_ROWS: usize = 512;
+
+/// Blocks summed sequentially by one parallel task.
+const CHUNK_BLOCKS: usize = 32;
+
+/// The rows of `g` that take part: the first `len`, or a list (update groups).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rows<'a> {
+    /// Rows `0..len`.
+    All(usize),
+    /// These rows, in this order.
+    List(&'a [usize]),
+}
+
+impl Rows<'_> {
+    /// How many rows.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Rows::All(len) => *len,
+            Rows::List(rows) => rows.len(),
+        }
+    }
+}
+
+/// Observation perturbations `ξ_j ~ N(0, scale·Γ)` for every member, drawn in
+/// row blocks from one seed (see the module documentation).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Perturbation {
+    seed: u64,
+    members: usize,
+}
+
+impl Perturbation {
+    /// Draws the seed of the perturbations of `members` members from `rng`.
+    pub(crate) fn draw<R: Rng + ?Sized>(rng: &mut R, members: usize) -> Self {
+        Self {
+            seed: rng.random(),
+            members,
+        }
+    }
+
+    /// The standard normals of block `block` (`len` rows, every member).
+    fn block(&self, block: usize, len: usize) -> DMatrix<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(block as u64);
+        let mut z = DMatrix::zeros(len, self.members);
+        for v in z.iter_mut() {
+            *v = rng.sample(StandardNormal);
+        }
+        z
+    }
+
+    /// All `d × members` standard normals (for the dense path).
+    pub(crate) fn standard_normals(&self, d: usize) -> DMatrix<f64> {
+        let mut z = DMatrix::zeros(d, self.members);
+        let blocks = d.div_ceil(BLOCK_ROWS);
+        for b in 0..blocks {
+            let k0 = b * BLOCK_ROWS;
+            let len = BLOCK_ROWS.min(d - k0);
+            z.rows_mut(k0, len).copy_from(&self.block(b, len));
+        }
+        z
+    }
+}
+
+/// The `n × n` statistics of the centred, weighted outputs of one update:
+/// with `A` the anomalies of the selected rows and members (`g − ḡ`),
+/// `W = diag(w)`, `r = y − ḡ` and `Ξ` the perturbations of the selected
+/// members (`sd ⊙ z`):
+/// `m = Aᵀ W A`, `c = Aᵀ W r`, `e = Aᵀ W Ξ`.
+#[derive(Clone, Debug)]
+pub(crate) struct Gram {
+    /// `Aᵀ W A` (`n × n`).
+    pub m: DMatrix<f64>,
+    /// `Aᵀ W (y − ḡ)` (`n`).
+    pub c: DVector<f64>,
+    /// `Aᵀ W Ξ` (`n × n`), when perturbations were given.
+    pub e: Option<DMatrix<f64>>,
+}
+
+impl Gram {
+    fn zeros(n: usize, with_e: bool) -> Self {
+        Self {
+            m: DMatrix::zeros(n, n),
+            c: DVector::zeros(n),
+            e: with_e.then(|| DMatrix::zeros(n, n)),
+        }
+    }
+
+    fn add(&mut self, other: &Gram) {
+        self.m += &other.m;
+        self.c += &other.c;
+        if let (Some(e), Some(o)) = (self.e.as_mut(), other.e.as_ref()) {
+            *e += o;
+        }
+    }
+}
+
+/// The inputs of [`gram`].
+pub(crate) struct GramInput<'a> {
+    /// The outputs (`d × N`, every member).
+    pub g: &'a DMatrix<f64>,
+    /// The rows of `g` that take part (`m` of them).
+    pub rows: Rows<'a>,
+    /// The members (columns of `g`) that take part (`n` of them).
+    pub cols: &'a [usize],
+    /// The weights `w` (length `m`).
+    pub weights: &'a DVector<f64>,
+    /// The data `y` (length `m`).
+    pub y: &'a DVector<f64>,
+    /// The perturbations and their standard deviations (length `m`).
+    pub perturbation: Option<(&'a Perturbation, &'a DVector<f64>)>,
+}
+
+/// Computes the [`Gram`] statistics of `input`, streaming over row blocks.
+pub(crate) fn gram(input: &GramInput<'_>) -> Gram {
+    let m_rows = input.rows.len();
+    let n = input.cols.len();
+    let blocks = m_rows.div_ceil(BLOCK_ROWS);
+    let chunks = blocks.div_ceil(CHUNK_BLOCKS);
+    let with_e = input.perturbation.is_some();
+    let partials: Vec<Gram> = (0..chunks)
+        .into_par_iter()
+        .map(|c| {
+            let mut acc = Gram::zeros(n, with_e);
+            let mut work = BlockWork::new(n);
+            let last = ((c + 1) * CHUNK_BLOCKS).min(blocks);
+            for b in c * CHUNK_BLOCKS..last {
+                work.add_block(input, b, &mut acc);
+            }
+            acc
+        })
+        .collect();
+    let mut total = Gram::zeros(n, with_e);
+    for p in &partials {
+        total.add(p);
+    }
+    if n >= SPLIT_MIN {
+        let h = n / 2;
+        let lower = total.m.view((h, 0), (n - h, h)).transpose();
+        total.m.view_mut((0, h), (h, n - h)).copy_from(&lower);
+    }
+    total
+}
+
+/// From this many members on, `Aᵀ W A` is formed as three blocks (see
+/// [`BlockWork::add_block`]).
+const SPLIT_MIN: usize = 16;
+
+/// Scratch buffers of one thread.
+struct BlockWork {
+    a: DMatrix<f64>,
+    wa: DMatrix<f64>,
+    /// A transposed `n × rows` matrix (`Aᵀ`, then `(W A)ᵀ`).
+    t: DMatrix<f64>,
+    mean: Vec<f64>,
+}
+
+impl BlockWork {
+    fn new(n: usize) -> Self {
+        Self {
+            a: DMatrix::zeros(BLOCK_ROWS, n),
+            wa: DMatrix::zeros(BLOCK_ROWS, n),
+            t: DMatrix::zeros(n, BLOCK_ROWS),
+            mean: vec![0.0; BLOCK_ROWS],
+        }
+    }
+
+    /// Adds block `b`'s contribution to `acc`.
+    fn add_block(&mut self, input: &GramInput<'_>, b: usize, acc: &mut Gram) {
+        let m_rows = input.rows.len();
+        let n = input.cols.len();
+        let k0 = b * BLOCK_ROWS;
+        let len = BLOCK_ROWS.min(m_rows - k0);
+        if self.a.nrows() != len {
+            self.a = DMatrix::zeros(len, n);
+            self.wa = DMatrix::zeros(len, n);
+            self.t = DMatrix::zeros(n, len);
+        }
+        // Gather the block (rows k0..k0+len of the selection, members `cols`).
+        for (jj, &j) in input.cols.iter().enumerate() {
+            let src = input.g.column(j);
+            let mut dst = self.a.column_mut(jj);
+            match input.rows {
+                Rows::All(_) => dst.copy_from(&src.rows(k0, len)),
+                Rows::List(rows) => {
+                    for (k, &r) in rows[k0..k0 + len].iter().enumerate() {
+                        dst[k] = src[r];
+                    }
+                }
+            }
+        }
+        // Row means, then centre.
+        let mean = &mut self.mean[..len];
+        mean.fill(0.0);
+        for col in self.a.column_iter() {
+            for (s, v) in mean.iter_mut().zip(col.iter()) {
+                *s += v;
+            }
+        }
+        let inv_n = 1.0 / n as f64;
+        for s in mean.iter_mut() {
+            *s *= inv_n;
+        }
+        let w = input.weights.rows(k0, len);
+        for (mut a_col, mut wa_col) in self.a.column_iter_mut().zip(self.wa.column_iter_mut()) {
+            for k in 0..len {
+                let v = a_col[k] - mean[k];
+                a_col[k] = v;
+                wa_col[k] = v * w[k];
+            }
+        }
+        // m += Aᵀ (W A), with Aᵀ copied so that the product is a blocked gemm
+        // (nalgebra's `Aᵀ B` is a loop of dot products). `m` is symmetric:
+        // for larger n only the blocks on and below the diagonal of a 2 × 2
+        // split are formed (3/4 of the work); [`gram`] mirrors the rest.
+        self.a.transpose_to(&mut self.t);
+        if n >= SPLIT_MIN {
+            let h = n / 2;
+            let k = n - h;
+            acc.m.view_mut((0, 0), (h, h)).gemm(
+                1.0,
+                &self.t.rows(0, h),
+                &self.wa.columns(0, h),
+                1.0,
+            );
+            acc.m.view_mut((h, 0), (k, h)).gemm(
+                1.0,
+                &self.t.rows(h, k),
+                &self.wa.columns(0, h),
+                1.0,
+            );
+            acc.m.view_mut((h, h), (k, k)).gemm(
+                1.0,
+                &self.t.rows(h, k),
+                &self.wa.columns(h, k),
+                1.0,
+            );
+        } else {
+            acc.m.gemm(1.0, &self.t, &self.wa, 1.0);
+        }
+        // c += (W A)ᵀ (y − ḡ).
+        let resid = DVector::from_iterator(len, (0..len).map(|k| input.y[k0 + k] - mean[k]));
+        acc.c.gemv_tr(1.0, &self.wa, &resid, 1.0);
+        if let (Some((pert, sd)), Some(e)) = (input.perturbation, acc.e.as_mut()) {
+            let z = pert.block(b, len);
+            let mut xi = DMatrix::zeros(len, n);
+            for (jj, &j) in input.cols.iter().enumerate() {
+                let mut dst = xi.column_mut(jj);
+                for k in 0..len {
+                    dst[k] = z[(k, j)] * sd[k0 + k];
+                }
+            }
+            self.wa.transpose_to(&mut self.t);
+            e.gemm(1.0, &self.t, &xi, 1.0);
+        }
+    }
+}
+
+/// Per-member weighted squared misfits `(g_j − y)ᵀ diag(w) (g_j − y)` for the
+/// members `cols`, read column by column (no copy of `g`).
+pub(crate) fn weighted_misfits(
+    g: &DMatrix<f64>,
+    cols: &[usize],
+    y: &DVector<f64>,
+    weights: &DVector<f64>,
+) -> DVector<f64> {
+    let per: Vec<f64> = cols
+        .par_iter()
+        .map(|&j| weighted_square_sum(g.column(j).as_slice(), y.as_slice(), weights.as_slice()))
+        .collect();
+    DVector::from_vec(per)
+}
+
+/// `Σ_i (g_i − y_i)² w_i` with eight independent partial sums (a fixed order,
+/// so the result is reproducible), which lets the loop vectorise.
+fn weighted_square_sum(g: &[f64], y: &[f64], w: &[f64]) -> f64 {
+    const LANES: usize = 8;
+    let mut acc = [0.0f64; LANES];
+    let mut gc = g.chunks_exact(LANES);
+    let mut yc = y.chunks_exact(LANES);
+    let mut wc = w.chunks_exact(LANES);
+    for ((gs, ys), ws) in (&mut gc).zip(&mut yc).zip(&mut wc) {
+        for l in 0..LANES {
+            let r = gs[l] - ys[l];
+            acc[l] += r * r * ws[l];
+        }
+    }
+    let mut tail = 0.0;
+    for ((gv, yv), wv) in gc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .zip(wc.remainder())
+    {
+        let r = gv - yv;
+        tail += r * r * wv;
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// A copy of `m`, written by rayon's threads in fixed chunks (a large copy
+/// is dominated by first-touch page faults, which then run in parallel).
+pub(crate) fn par_clone(m: &DMatrix<f64>) -> DMatrix<f64> {
+    const CHUNK: usize = 1 << 16;
+    let mut out = vec![0.0f64; m.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(m.as_slice().par_chunks(CHUNK))
+        .for_each(|(dst, src)| dst.copy_from_slice(src));
+    DMatrix::from_vec(m.nrows(), m.ncols(), out)
+}
