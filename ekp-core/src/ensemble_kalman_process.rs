@@ -817,7 +817,15 @@ impl EnsembleKalmanProcess {
     /// [`observation`](Self::observation)) and apply one update with the
     /// scheduler's step. On error nothing changes, the RNG included.
     pub fn update(&mut self, g: &DMatrix<f64>) -> Result<UpdateOutcome, EkpError> {
-        self.update_inner(g, None, None)
+        self.update_inner(Cow::Borrowed(g), None, None)
+    }
+
+    /// Like [`update`](Self::update), taking the outputs by value: the
+    /// history keeps them without a copy (for a large `d × N` output matrix
+    /// that saves its size in memory and the time to copy it). On error the
+    /// outputs are dropped and nothing else changes.
+    pub fn update_owned(&mut self, g: DMatrix<f64>) -> Result<UpdateOutcome, EkpError> {
+        self.update_inner(Cow::Owned(g), None, None)
     }
 
     /// Like [`update`](Self::update), but this one update uses the step `dt`
@@ -826,7 +834,7 @@ impl EnsembleKalmanProcess {
         if !(dt.is_finite() && dt > 0.0) {
             return Err(EkpError::InvalidDt { dt });
         }
-        self.update_inner(g, Some(dt), None)
+        self.update_inner(Cow::Borrowed(g), Some(dt), None)
     }
 
     /// Like [`update`](Self::update), with the outputs for *every* observation
@@ -850,18 +858,18 @@ impl EnsembleKalmanProcess {
         }
         let rows = self.observations.current_rows();
         let g = g_all.select_rows(rows.iter());
-        self.update_inner(&g, None, Some((g_all, &rows)))
+        self.update_inner(Cow::Owned(g), None, Some((g_all, &rows)))
     }
 
     /// One update with the minibatch's outputs `g`; `all` holds the outputs of
     /// every observation and the minibatch's rows in them, when they were told.
     fn update_inner(
         &mut self,
-        g: &DMatrix<f64>,
+        g_in: Cow<'_, DMatrix<f64>>,
         dt_override: Option<f64>,
         all: Option<(&DMatrix<f64>, &[usize])>,
     ) -> Result<UpdateOutcome, EkpError> {
-        let g_told = g;
+        let g: &DMatrix<f64> = &g_in;
         let n = self.ensemble_size();
         let obs = self.observations.current();
         let d = obs.dim();
@@ -1022,7 +1030,10 @@ impl EnsembleKalmanProcess {
         let stored = match all {
             None => match imputed_g {
                 Some(imputed_g) => imputed_g,
-                None => crate::lowrank::par_clone(g_told),
+                None => match g_in {
+                    Cow::Owned(m) => m,
+                    Cow::Borrowed(b) => crate::lowrank::par_clone(b),
+                },
             },
             Some((g_all, rows)) => {
                 let mut stored = g_all.clone();

@@ -108,27 +108,42 @@ pub fn ensemble_size(process: &Process, parameters: usize, members: usize) -> Ve
     out
 }
 
+/// Rows hashed to find candidate pairs; equal candidates are then compared
+/// in full.
+const FINGERPRINT_ROWS: usize = 64;
+
 /// Pairs of members (1-based) whose outputs (columns of `g`) are exactly
-/// equal and finite; a [`Warning::RepeatedOutputs`] if there are any. Costs
-/// `O(n d)`: columns are hashed, and only equal hashes compared.
+/// equal and finite; a [`Warning::RepeatedOutputs`] if there are any. Cheap
+/// for large `d`: columns are grouped by a hash of their first
+/// [`FINGERPRINT_ROWS`] values, and only columns in one group are compared
+/// in full (so the cost is `O(n · 64)` plus `O(d)` per equal-looking pair).
 pub fn repeated_outputs(g: &DMatrix<f64>) -> Option<Warning> {
-    let mut first_by_hash: HashMap<u64, Vec<usize>> = HashMap::new();
-    let mut pairs = Vec::new();
+    let rows = g.nrows().min(FINGERPRINT_ROWS);
+    let mut groups: HashMap<u64, Vec<usize>> = HashMap::new();
     for (j, col) in g.column_iter().enumerate() {
-        if col.iter().any(|v| !v.is_finite()) {
-            continue;
-        }
         let mut h = DefaultHasher::new();
-        for v in col.iter() {
+        for v in col.rows(0, rows).iter() {
             // +0.0 and -0.0 compare equal: hash them alike.
             (if *v == 0.0 { 0.0f64 } else { *v }).to_bits().hash(&mut h);
         }
-        let seen = first_by_hash.entry(h.finish()).or_default();
-        match seen.iter().find(|&&k| g.column(k) == col) {
-            Some(&k) => pairs.push((k + 1, j + 1)),
-            None => seen.push(j),
+        groups.entry(h.finish()).or_default().push(j);
+    }
+    let mut pairs = Vec::new();
+    for members in groups.values().filter(|m| m.len() > 1) {
+        // Each member of the group against the first equal one before it.
+        let mut firsts: Vec<usize> = Vec::new();
+        for &j in members {
+            let col = g.column(j);
+            if col.iter().any(|v| !v.is_finite()) {
+                continue;
+            }
+            match firsts.iter().find(|&&k| g.column(k) == col) {
+                Some(&k) => pairs.push((k + 1, j + 1)),
+                None => firsts.push(j),
+            }
         }
     }
+    pairs.sort_unstable();
     (!pairs.is_empty()).then_some(Warning::RepeatedOutputs { pairs })
 }
 
@@ -199,5 +214,15 @@ mod tests {
         let mut near = DMatrix::from_element(2, 2, 1.0);
         near[(1, 1)] = 1.0 + f64::EPSILON;
         assert_eq!(repeated_outputs(&near), None);
+        // Columns that agree beyond the hashed rows but differ further down
+        // are not equal; equal long columns are found.
+        let mut long = DMatrix::from_fn(1000, 4, |i, _| i as f64);
+        long[(900, 2)] = -1.0;
+        assert_eq!(
+            repeated_outputs(&long),
+            Some(Warning::RepeatedOutputs {
+                pairs: vec![(1, 2), (1, 4)]
+            })
+        );
     }
 }

@@ -307,3 +307,34 @@ fn a_localizer_with_too_many_outputs_is_a_clear_error() {
     ekp.update(&g).unwrap();
     assert!(ekp.ensemble().iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn outputs_told_by_value_give_the_same_update_and_history() {
+    for failures in [false, true] {
+        let case = Case {
+            etki: false,
+            impose_prior: false,
+            perturb: true,
+            failures,
+            groups: false,
+            fixed_dt: false,
+            members: N,
+        };
+        let mut by_ref = build(case, false, HistoryPolicy::All);
+        let mut by_value = build(case, false, HistoryPolicy::All);
+        for _ in 0..2 {
+            let g = outputs(&by_ref, failures);
+            let a = by_ref.update(&g).unwrap();
+            let b = by_value.update_owned(g).unwrap();
+            assert_eq!(a, b);
+        }
+        assert_eq!(by_ref.u_history(), by_value.u_history());
+        // Bit for bit (failed members' outputs are NaN, which `==` rejects).
+        let bits = |h: &[DMatrix<f64>]| -> Vec<Vec<u64>> {
+            h.iter()
+                .map(|g| g.iter().map(|v| v.to_bits()).collect())
+                .collect()
+        };
+        assert!(bits(by_ref.g_history()) == bits(by_value.g_history()));
+    }
+}
