@@ -18,7 +18,7 @@ starting from the same small perturbation — in float64 with:
 Update part: one EKI update (perturbed observations, EKP.jl's `Inversion`)
 with N members, p parameters, d outputs in dense numpy (the formula
 u + C_ug (C_gg + Gamma)^-1 (y + eta - g)), against
-`ekp-cli bench --update --process inversion --members N --parameters P
+`ekp-cli bench --update --process inversion --perturb --members N --parameters P
 --outputs D` (last line `seconds/update: X`).
 
 Usage (with a venv holding numpy, and optionally dapper and numba):
@@ -222,7 +222,7 @@ def main():
         n, p, d = a.update_members, a.parameters, a.outputs
         py = numpy_update(n, p, d, a.rounds)
         ours = statistics.median(cli_last(
-            a.cli, ["--update", "--process", "inversion", "--members", str(n),
+            a.cli, ["--update", "--process", "inversion", "--perturb", "--members", str(n),
                     "--parameters", str(p), "--outputs", str(d)], "seconds/update:")
             for _ in range(a.rounds))
         print(f"EKI update: N = {n}, p = {p}, d = {d}, median of {a.rounds}")
