@@ -9,9 +9,9 @@ use std::path::Path;
 
 use ekp_core::{
     Accelerator, EkpBuilder, EkpError, EnsembleKalmanProcess, FailurePolicy, GaussNewton,
-    Inflation, Inversion, Localizer, Minibatcher, NoiseCovariance, Observation, ObservationSeries,
-    ParameterPrior, Prior, Process, Remainder, Sampler, SamplerType, Scheduler, SigmaPoints,
-    SparseInversion, TransformInversion, Unscented, UpdateGroup,
+    HistoryPolicy, Inflation, Inversion, Localizer, Minibatcher, NoiseCovariance, Observation,
+    ObservationSeries, ParameterPrior, Prior, Process, Remainder, Sampler, SamplerType, Scheduler,
+    SigmaPoints, SparseInversion, TransformInversion, Unscented, UpdateGroup,
 };
 use ekp_models::{Lorenz96Config, SinusoidConfig};
 use nalgebra::{DMatrix, DVector};
@@ -85,6 +85,7 @@ struct RawProcess {
     nan_tolerance: Option<f64>,
     accelerator: Option<Accelerator>,
     inflation: Option<Inflation>,
+    history: Option<HistoryPolicy>,
     minibatch: Option<RawMinibatch>,
     update_groups: Option<Vec<RawUpdateGroup>>,
 }
@@ -261,6 +262,8 @@ pub struct Calibration {
     /// Inflation after every update (`process.inflation`; `None`: only the
     /// process's own `multiplicative_inflation`).
     pub inflation: Option<Inflation>,
+    /// Which outputs the process keeps in memory (`process.history`).
+    pub history: HistoryPolicy,
     /// Minibatching: the data cut into observations, and the minibatcher.
     pub minibatch: Option<MinibatchSpec>,
     /// Update groups (empty: every parameter from every output).
@@ -359,6 +362,7 @@ impl Calibration {
             accelerator: options.accelerator,
             nan_tolerance: options.nan_tolerance,
             inflation: options.inflation,
+            history: raw.process.history.unwrap_or_default(),
             minibatch: options.minibatch,
             update_groups: options.update_groups,
             prior,
@@ -398,7 +402,8 @@ impl Calibration {
                 .failure_policy(self.failure)
                 .nan_tolerance(self.nan_tolerance)
                 .accelerator(self.accelerator)
-                .update_groups(self.update_groups.clone());
+                .update_groups(self.update_groups.clone())
+                .history(self.history);
         Ok(match self.inflation {
             Some(inflation) => builder.inflation(inflation),
             None => builder,

@@ -226,6 +226,10 @@ pub fn example(kind: &str) -> Result<String, InputError> {
         );
     }
     s.push_str(
+        "history = \"all\"   # outputs kept in memory and state.toml: \"all\" updates', or \"last\" only\n\
+         #   (for large d: u, Δt, metrics are kept for every update either way)\n",
+    );
+    s.push_str(
         "# No minibatching by default (all data every update); 1-based indices:\n\
          # minibatch = { kind = \"fixed\", batches = [[1, 2], [3, 4]], order = \"in-order\" }\n\
          # minibatch = { kind = \"random-fixed-size\", size = 2, remainder = \"extend\" }   # or \"trim\"\n\

@@ -259,18 +259,22 @@ pub fn ensembles_csv(ekp: &EnsembleKalmanProcess, names: &[String]) -> String {
     s
 }
 
-/// The contents of `outputs.csv`: the outputs of every evaluated ensemble.
+/// The contents of `outputs.csv`: the outputs of every evaluated ensemble
+/// the process kept (with `process.history = "last"`, the last two: the
+/// outputs of the last update and of the final ensemble).
 pub fn outputs_csv(ekp: &EnsembleKalmanProcess, final_g: &DMatrix<f64>) -> String {
     let mut s = String::new();
     let d = final_g.nrows();
     let mut header = vec!["iteration".to_string(), "member".to_string()];
     header.extend((1..=d).map(|i| format!("g{i}")));
     csv_row(&mut s, header);
+    let first = ekp.g_history_start();
     for (k, g) in ekp
         .g_history()
         .iter()
         .chain(std::iter::once(final_g))
         .enumerate()
+        .map(|(i, g)| (first + i, g))
     {
         for j in 0..g.ncols() {
             let mut f = vec![k.to_string(), (j + 1).to_string()];

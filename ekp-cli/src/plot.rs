@@ -183,7 +183,7 @@ impl PlotData {
         .or_else(|| {
             ekp.g_history()
                 .last()
-                .map(|g| (ekp.g_history().len() - 1, g.clone()))
+                .map(|g| (ekp.g_history_start() + ekp.g_history().len() - 1, g.clone()))
         });
         let data = Self {
             names,

@@ -318,7 +318,7 @@ impl Workflow {
             return Err(bad("u", "the state holds no ensemble".into()));
         }
         if u.len() != k + 1
-            || ekp.g_history().len() != k
+            || ekp.g_history_start() + ekp.g_history().len() != k
             || ekp.metrics_history().len() != k
             || ekp.failed_history().len() != k
         {
@@ -327,7 +327,7 @@ impl Workflow {
                 format!(
                     "inconsistent history: {} ensembles, {} outputs, {} steps",
                     u.len(),
-                    ekp.g_history().len(),
+                    ekp.g_history_start() + ekp.g_history().len(),
                     k
                 ),
             ));

@@ -527,3 +527,46 @@ fn bad_inflation_is_an_error_naming_the_key() {
         "{e}"
     );
 }
+
+#[test]
+fn history_last_keeps_only_the_newest_outputs_and_changes_no_result() {
+    let fixed = "scheduler = { kind = \"fixed\", dt = 0.5 }\niterations = 4";
+    let cfg = |extra: &str| config(&format!("{fixed}\n{extra}")).replace("iterations = 40\n", "");
+    let all_dir = tempfile::tempdir().unwrap();
+    let last_dir = tempfile::tempdir().unwrap();
+    let all = run_cli(all_dir.path(), &cfg(""));
+    let last = run_cli(last_dir.path(), &cfg("history = \"last\""));
+    assert_eq!(
+        all, last,
+        "the history kept must not change the calibration"
+    );
+    // outputs.csv: every ensemble (0..=4) with "all"; the last update's
+    // outputs (3) and the final ensemble's (4) with "last".
+    let iterations = |dir: &Path| -> Vec<usize> {
+        let text = std::fs::read_to_string(dir.join("o/outputs.csv")).unwrap();
+        let mut its: Vec<usize> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        its.dedup();
+        its
+    };
+    assert_eq!(iterations(all_dir.path()), vec![0, 1, 2, 3, 4]);
+    assert_eq!(iterations(last_dir.path()), vec![3, 4]);
+    // The newest outputs are the same numbers either way.
+    let rows_of = |dir: &Path, it: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join("o/outputs.csv"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{it},")))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(rows_of(all_dir.path(), "3"), rows_of(last_dir.path(), "3"));
+    // The saved state holds one output matrix instead of four.
+    let size = |dir: &Path| std::fs::metadata(dir.join("o/state.toml")).unwrap().len();
+    assert!(size(last_dir.path()) < size(all_dir.path()));
+    let e = parse_err("history = \"some\"");
+    assert!(e.contains("history") || e.contains("some"), "{e}");
+}
