@@ -1085,7 +1085,8 @@ impl GroupStep<'_> {
     /// depend on which failed), the localizer's, the redraws of failed members.
     ///
     /// EKI without a localizer and ETKI take the low-rank path when `Γ` is
-    /// diagonal: the outputs are read in row blocks and never copied.
+    /// diagonal (EKI only when it has more outputs than members, where it is
+    /// the cheaper form): the outputs are read in row blocks and never copied.
     fn run(
         &self,
         u: &DMatrix<f64>,
@@ -1113,40 +1114,48 @@ impl GroupStep<'_> {
                 g[(r[i], self.successful[j])]
             }),
         };
+        // The successful members' data columns y + ξ_j, ξ_j ~ N(0, Γ/Δt)
+        // (EKI's dense path and sparse EKI).
+        let perturbed_data = |perturbation: Option<&Perturbation>| {
+            let y_all = match perturbation {
+                Some(pert) => {
+                    let mut y = obs.noise().color(pert.standard_normals(d), 1.0 / self.dt);
+                    for mut col in y.column_iter_mut() {
+                        col += obs.values();
+                    }
+                    y
+                }
+                None => DMatrix::from_fn(d, n, |i, _| obs.values()[i]),
+            };
+            select_columns(&y_all, self.successful)
+        };
         let diagonal = obs.noise().diagonal_if_diagonal();
         let updated_ok = match self.process {
             Process::Inversion(_) => {
                 let perturbation = self.perturb.then(|| Perturbation::draw(rng, n));
+                // The low-rank form factors an n × n matrix, the dense one an
+                // m × m one (m outputs, with the prior rows): take the smaller.
+                let m = d + prior_block.map_or(0, |pb| pb.mean.len());
                 match diagonal {
-                    Some(variances) if self.localizer.is_none() => inversion::update_lowrank(
-                        &u_ok,
-                        selection,
-                        obs.values(),
-                        &variances,
-                        self.dt,
-                        prior_block,
-                        perturbation.as_ref(),
-                    )?,
+                    Some(variances) if self.localizer.is_none() && m > n => {
+                        inversion::update_lowrank(
+                            &u_ok,
+                            selection,
+                            obs.values(),
+                            &variances,
+                            self.dt,
+                            prior_block,
+                            perturbation.as_ref(),
+                        )?
+                    }
                     _ => {
-                        let m = d + prior_block.map_or(0, |pb| pb.mean.len());
                         if m > DENSE_LIMIT && !self.localizer.is_none() {
                             return Err(EkpError::InvalidSetting(format!(
                                 "localizer \"{}\" needs {m} × {m} covariance matrices ({m} outputs, more than {DENSE_LIMIT}); set localizer = \"none\" to use the low-rank update",
                                 self.localizer.kind()
                             )));
                         }
-                        let y_all = match perturbation {
-                            Some(pert) => {
-                                let mut y =
-                                    obs.noise().color(pert.standard_normals(d), 1.0 / self.dt);
-                                for mut col in y.column_iter_mut() {
-                                    col += obs.values();
-                                }
-                                y
-                            }
-                            None => DMatrix::from_fn(d, n, |i, _| obs.values()[i]),
-                        };
-                        let y_ok = select_columns(&y_all, self.successful);
+                        let y_ok = perturbed_data(perturbation.as_ref());
                         inversion::update(
                             &u_ok,
                             &dense_g(),
@@ -1201,17 +1210,8 @@ impl GroupStep<'_> {
             Process::SparseInversion(settings) => {
                 let g_ok = dense_g();
                 // The EKI step's perturbations, drawn exactly as EKI draws them.
-                let y_all = match self.perturb.then(|| Perturbation::draw(rng, n)) {
-                    Some(pert) => {
-                        let mut y = obs.noise().color(pert.standard_normals(d), 1.0 / self.dt);
-                        for mut col in y.column_iter_mut() {
-                            col += obs.values();
-                        }
-                        y
-                    }
-                    None => DMatrix::from_fn(d, n, |i, _| obs.values()[i]),
-                };
-                let y_ok = select_columns(&y_all, self.successful);
+                let perturbation = self.perturb.then(|| Perturbation::draw(rng, n));
+                let y_ok = perturbed_data(perturbation.as_ref());
                 sparse_inversion::update(
                     settings,
                     &u_ok,
