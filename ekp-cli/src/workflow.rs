@@ -127,7 +127,7 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "I")]
     pub iteration: Option<usize>,
     /// Go back to iteration K first: its saved state becomes the current one,
-    /// and the later iterations' folders are moved to DIR/rewound_<time>/.
+    /// and the later iterations' folders are moved to `DIR/rewound_<time>/`.
     /// Then apply the update of iteration K's outputs.
     #[arg(long, value_name = "K")]
     pub rewind_to: Option<usize>,

@@ -51,6 +51,44 @@
 //! (scalar, diagonal, full Cholesky: [`NoiseCovariance`]). For a linear model and
 //! `Δt = 1` this is exactly the Kalman update of the ensemble's Gaussian.
 //!
+//! ## Large outputs: the low-rank form
+//!
+//! With a diagonal `Γ` (scalar or diagonal [`NoiseCovariance`]), no localizer
+//! and more outputs `d` than members `N`, EKI uses the Woodbury identity: with
+//! `D = Γ/Δt + √ε I` and `G` the output anomalies,
+//!
+//! ```text
+//! u_j ← u_j + (1/N) U Gᵀ [D⁻¹ − D⁻¹ G (N I + Gᵀ D⁻¹ G)⁻¹ Gᵀ D⁻¹] (y_j − g_j)
+//! ```
+//!
+//! needs only the `N × N` matrices `Gᵀ D⁻¹ G` and `Gᵀ D⁻¹ (y_j − g_j)`,
+//! accumulated over blocks of output rows (`O(N² d + N³)`, no `d × d` matrix,
+//! no copy of `g`); ETKI streams the same way. Both equal the dense forms to
+//! round-off. [`EnsembleKalmanProcess::update_owned`] keeps told outputs
+//! without a copy, and [`HistoryPolicy::Last`] keeps only the newest ones.
+//!
+//! ## The other processes ([`process`])
+//!
+//! - EKS and ALDI ([`process::sampler`]): the semi-implicit step
+//!   `u* = (I + Δt C Σ₀⁻¹)⁻¹ (u − Δt U D + Δt C Σ₀⁻¹ m₀)` plus
+//!   `√(2Δt) C^{½} ξ` noise (ALDI: its finite-sample correction and
+//!   `J^{-½} U Z` noise), which samples the posterior.
+//! - UKI and UTKI ([`process::unscented`]): the process carries its own
+//!   Gaussian `N(m, C)`, predicted (`m̂ = α m + (1 − α) m₀`,
+//!   `Ĉ = α² C + Δt Σ_ω`) and analysed from `2p + 1` or `p + 2` sigma points
+//!   with noise `2Γ/Δt`; UTKI is the Woodbury form of the same analysis.
+//! - GNKI ([`process::gauss_newton`]): a Gauss–Newton step with the
+//!   ensemble's linearisation `C^{gu} C^{uu}⁻¹` and the prior.
+//! - Sparse EKI ([`process::sparse_inversion`]): the EKI step `a_j`, then
+//!   `argmin ½ (u − a_j)ᵀ C_post⁻¹ (u − a_j)` subject to `Σ_{i∈S} |u_i| ≤ γ`,
+//!   solved per member by clarabel.
+//!
+//! Each module states its equations, EKP.jl's normalisations and where we
+//! deliberately differ. Inflation ([`Inflation`]) scales the ensemble
+//! covariance by `1/(1 − sΔt)` (multiplicative) or adds `sΔt/(1 − sΔt) Σ₀`
+//! (additive) after an update; [`warnings`] are EKP.jl's warnings, returned
+//! rather than printed.
+//!
 //! ## Step size ([`Scheduler`])
 //!
 //! `fixed`: the same `Δt` each update. `data-misfit` (Iglesias & Yang 2021, EKP.jl's

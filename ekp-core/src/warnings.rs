@@ -115,7 +115,7 @@ const FINGERPRINT_ROWS: usize = 64;
 /// Pairs of members (1-based) whose outputs (columns of `g`) are exactly
 /// equal and finite; a [`Warning::RepeatedOutputs`] if there are any. Cheap
 /// for large `d`: columns are grouped by a hash of their first
-/// [`FINGERPRINT_ROWS`] values, and only columns in one group are compared
+/// 64 values, and only columns in one group are compared
 /// in full (so the cost is `O(n · 64)` plus `O(d)` per equal-looking pair).
 pub fn repeated_outputs(g: &DMatrix<f64>) -> Option<Warning> {
     let rows = g.nrows().min(FINGERPRINT_ROWS);
