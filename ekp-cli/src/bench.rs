@@ -87,7 +87,7 @@ pub struct BenchArgs {
     /// uses), for measuring the alternatives.
     #[arg(long, value_name = "L", hide = true)]
     pub lanes: Option<usize>,
-    /// Time one ensemble Kalman update instead (see `bench_update`): synthetic
+    /// Time one ensemble Kalman update instead: synthetic
     /// outputs from a fixed seed, diagonal Γ, localizer none (localization
     /// forms d × d correlations, so only without it are EKI and ETKI O(N² d));
     /// the process's default accelerator (EKI: nesterov, so no observation

@@ -60,7 +60,8 @@ pub enum Command {
     /// Measure how fast a backend integrates Lorenz 96 ensembles (member-steps
     /// per second, printed last). For the gpu backend it also prints the
     /// adapter, its backend and device type, so a software adapter is never
-    /// mistaken for a GPU.
+    /// mistaken for a GPU. With --update: how long one ensemble Kalman update
+    /// takes (seconds per update, printed last).
     Bench(crate::bench::BenchArgs),
     /// Draw the plots (DIR/plots/*.svg, *.png) and write DIR/report.html for
     /// a run folder: a finished `run`, or a file-workflow or SLURM
