@@ -61,3 +61,38 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         EXIT_RUNTIME
     }
 }
+
+/// The message printed for an error: it and its causes, joined by `: `, each
+/// cause only if the text before it does not already say it (our errors put
+/// their cause in their own message, e.g. [`InputError::Read`]).
+pub fn render(err: &anyhow::Error) -> String {
+    let mut msg = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn causes_are_shown_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(InputError::Read {
+            path: "c.toml".into(),
+            source: io,
+        });
+        assert_eq!(render(&err), "c.toml: cannot read: no such file");
+        let wrapped = anyhow::anyhow!("disk full").context("cannot write out.toml");
+        assert_eq!(render(&wrapped), "cannot write out.toml: disk full");
+        assert_eq!(exit_code(&err), EXIT_BAD_INPUT);
+        assert_eq!(exit_code(&wrapped), EXIT_RUNTIME);
+    }
+}

@@ -8,7 +8,7 @@ fn main() {
     match ekp_cli::execute(cli) {
         Ok(()) => std::process::exit(ekp_cli::error::EXIT_OK),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", ekp_cli::error::render(&err));
             std::process::exit(ekp_cli::error::exit_code(&err));
         }
     }
