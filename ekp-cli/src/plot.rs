@@ -25,6 +25,8 @@ use anyhow::{Context, anyhow};
 use ekp_core::EnsembleKalmanProcess;
 use nalgebra::DMatrix;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -340,41 +342,43 @@ fn draw_misfit<DB: DrawingBackend>(
     if positive {
         let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        let mut c = b
+        let c = b
             .build_cartesian_2d(x, (lo / 1.5..hi * 1.5).log_scale())
             .map_err(err)?;
-        c.configure_mesh()
-            .x_desc("iteration")
-            .x_labels(xmax as usize + 1)
-            .x_label_formatter(&integer_tick)
-            .y_desc("loss (log scale)")
-            .label_style(font(14))
-            .axis_desc_style(font(16))
-            .draw()
-            .map_err(err)?;
-        c.draw_series(LineSeries::new(pts.clone(), color(0).stroke_width(2)))
-            .map_err(err)?;
-        c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color(0).filled())))
-            .map_err(err)?;
+        misfit_series(c, &pts, xmax, "loss (log scale)")?;
     } else {
-        let mut c = b
+        let c = b
             .build_cartesian_2d(x, padded(pts.iter().map(|p| p.1)))
             .map_err(err)?;
-        c.configure_mesh()
-            .x_desc("iteration")
-            .x_labels(xmax as usize + 1)
-            .x_label_formatter(&integer_tick)
-            .y_desc("loss")
-            .label_style(font(14))
-            .axis_desc_style(font(16))
-            .draw()
-            .map_err(err)?;
-        c.draw_series(LineSeries::new(pts.clone(), color(0).stroke_width(2)))
-            .map_err(err)?;
-        c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color(0).filled())))
-            .map_err(err)?;
+        misfit_series(c, &pts, xmax, "loss")?;
     }
     root.present().map_err(err)
+}
+
+/// The misfit chart's mesh, line and points, on a linear or a log `y` axis.
+fn misfit_series<DB: DrawingBackend, Y>(
+    mut c: ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+    pts: &[(f64, f64)],
+    xmax: f64,
+    y_desc: &str,
+) -> anyhow::Result<()>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    c.configure_mesh()
+        .x_desc("iteration")
+        .x_labels(xmax as usize + 1)
+        .x_label_formatter(&integer_tick)
+        .y_desc(y_desc)
+        .label_style(font(14))
+        .axis_desc_style(font(16))
+        .draw()
+        .map_err(err)?;
+    c.draw_series(LineSeries::new(pts.to_vec(), color(0).stroke_width(2)))
+        .map_err(err)?;
+    c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color(0).filled())))
+        .map_err(err)?;
+    Ok(())
 }
 
 fn draw_parameters<DB: DrawingBackend>(
