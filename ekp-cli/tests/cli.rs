@@ -2,20 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
+mod common;
+
+use common::{ekp, gpu_available, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn ekp(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("ekp-cli runs")
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
+use std::process::Command;
 
 fn read_toml(path: &Path) -> toml::Table {
     let s = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -277,34 +269,6 @@ const NO_DRIVERS: [(&str, &str); 3] = [
     ("VK_DRIVER_FILES", "/nonexistent"),
     ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent"),
 ];
-
-/// Whether a GPU adapter (a real GPU or Mesa's software one) is usable; when
-/// not, GPU tests are skipped with a notice, unless EKP_REQUIRE_GPU=1 (CI).
-fn gpu_available(dir: &Path) -> bool {
-    let out = ekp(
-        &[
-            "bench",
-            "--backend",
-            "gpu",
-            "--members",
-            "4",
-            "--steps",
-            "4",
-        ],
-        dir,
-    );
-    if out.status.success() {
-        return true;
-    }
-    let required = std::env::var("EKP_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "EKP_REQUIRE_GPU=1 but no GPU adapter: {}",
-        text(&out.stderr)
-    );
-    eprintln!("skipped: no GPU adapter ({})", text(&out.stderr).trim());
-    false
-}
 
 #[test]
 fn without_an_adapter_the_gpu_backend_is_a_clear_error_not_a_fallback() {

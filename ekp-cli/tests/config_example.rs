@@ -2,18 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::ekp;
 
 use ekp_cli::config::Calibration;
-
-fn ekp(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("ekp-cli runs")
-}
 
 const KINDS: [&str; 6] = [
     "inversion",

@@ -5,19 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
+mod common;
+
+use common::ekp;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use ekp_cli::ekpjl_toml::priors_from_str;
 use ekp_core::Constraint;
-
-fn ekp(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("ekp-cli runs")
-}
 
 /// EKP.jl's `examples/SinusoidInterface/priors.toml` (descriptions shortened).
 const SINUSOID_PRIORS: &str = r#"

@@ -4,16 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn ekp(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("ekp-cli runs")
-}
+use common::ekp;
+
+use std::path::Path;
+use std::process::Output;
 
 fn ok(o: &Output) {
     assert!(

@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{ekp, gpu_available, text};
 
 use ekp_cli::config::Calibration;
 use ekp_core::{
@@ -77,45 +78,6 @@ fn processes() -> Vec<(&'static str, String)> {
                 .to_string(),
         ),
     ]
-}
-
-fn ekp(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runs")
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
-
-/// Whether a GPU adapter is usable (as in tests/cli.rs).
-fn gpu_available(dir: &Path) -> bool {
-    let out = ekp(
-        &[
-            "bench",
-            "--backend",
-            "gpu",
-            "--members",
-            "4",
-            "--steps",
-            "4",
-        ],
-        dir,
-    );
-    if out.status.success() {
-        return true;
-    }
-    let required = std::env::var("EKP_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "EKP_REQUIRE_GPU=1 but no GPU adapter: {}",
-        text(&out.stderr)
-    );
-    eprintln!("skipped gpu: no GPU adapter ({})", text(&out.stderr).trim());
-    false
 }
 
 fn floats(v: &toml::Value) -> Vec<f64> {

@@ -1,0 +1,50 @@
+//! Helpers shared by the `ekp-cli` integration tests (each test binary uses
+//! some of them).
+
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `ekp-cli args` in `dir`.
+pub fn ekp(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("ekp-cli runs")
+}
+
+/// Output bytes as text.
+pub fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+/// Whether a GPU adapter (a real GPU or Mesa's software one) is usable; when
+/// not, GPU tests are skipped with a notice, unless EKP_REQUIRE_GPU=1 (CI).
+pub fn gpu_available(dir: &Path) -> bool {
+    let out = ekp(
+        &[
+            "bench",
+            "--backend",
+            "gpu",
+            "--members",
+            "4",
+            "--steps",
+            "4",
+        ],
+        dir,
+    );
+    if out.status.success() {
+        return true;
+    }
+    let required = std::env::var("EKP_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "EKP_REQUIRE_GPU=1 but no GPU adapter: {}",
+        text(&out.stderr)
+    );
+    eprintln!("skipped: no GPU adapter ({})", text(&out.stderr).trim());
+    false
+}
