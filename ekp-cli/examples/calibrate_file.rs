@@ -1,19 +1,18 @@
 //! Library use of `ekp-cli`: what `ekp-cli run` does, from your own program.
 //!
 //! A calibration file (here inline: a linear model, 2 parameters, 4 data
-//! values) is parsed and validated into one [`Calibration`], its model built,
-//! and the calibration loop driven by [`calibrate`]. An [`Observer`] hangs off
-//! the loop and sees every iteration — the place for your own progress
-//! report, logging or checkpoints — and [`write_all`] leaves the same files
-//! as the command line would (here in a temporary folder).
+//! values) is parsed and validated into one [`Calibration`]; [`prepare`]
+//! claims a calibration folder (here a temporary one) and builds the model,
+//! and [`drive`] runs the calibration to the end, checkpointing after every
+//! update. An [`Observer`] hangs off the driver and sees every iteration —
+//! the place for your own progress report or logging.
 //!
 //! Run it with `cargo run -p ekp-cli --example calibrate_file`.
 
-use ekp_cli::config::Calibration;
-use ekp_cli::model::BuiltModel;
-use ekp_cli::output::write_all;
-use ekp_cli::run::{IterationRow, Observer, calibrate};
-use ekp_models::Execution;
+use ekp_cli::driver::Observer;
+use ekp_cli::folder::IterationRow;
+use ekp_cli::models::{Backend, RunOptions};
+use ekp_cli::workflow::run::{RunRequest, drive, prepare};
 
 const CALIBRATION: &str = r#"
 [process]
@@ -43,30 +42,46 @@ matrix = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]]
 struct PrintLoss;
 
 impl Observer for PrintLoss {
-    fn iteration_done(&mut self, row: &IterationRow) {
+    fn iteration_done(&mut self, row: &IterationRow) -> ekp_cli::error::Result<()> {
         println!(
             "ensemble {}: loss {:.3e}, parameter means {:?}",
             row.iteration,
             row.metrics.loss,
             row.mean.as_slice()
         );
+        Ok(())
     }
 }
 
 fn main() -> anyhow::Result<()> {
-    let cal = Calibration::parse(CALIBRATION, "<inline>")?;
-    let built = BuiltModel::new(&cal, Execution::Threads)?;
-    let observation = built.observation(&cal)?;
+    let dir = std::env::temp_dir().join(format!("ekp-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("linear.toml");
+    std::fs::write(&config, CALIBRATION)?;
+    let request = RunRequest {
+        config: Some(config),
+        output: dir.join("run"),
+        seed: None,
+        resume: false,
+        overwrite: false,
+    };
+    let options = RunOptions {
+        backend: Backend::Threads,
+        ..RunOptions::serial()
+    };
+    let prepared = prepare(&request, &options).map_err(|e| anyhow::anyhow!(e.render()))?;
     let mut printer = PrintLoss;
-    let out = calibrate(&cal, observation, &built.ensemble, &mut [&mut printer])?;
-    if let Some(last) = out.rows.last() {
-        println!(
-            "final constrained means: {:?} (truth [1.5, 0.7])",
-            last.mean.as_slice()
-        );
-    }
-    let dir = std::env::temp_dir().join("ekp-example-calibrate-file");
-    let written = write_all(&dir, &cal, &out)?;
-    println!("{} files written in {}", written.len(), dir.display());
+    let ekp = drive(
+        &prepared.folder,
+        prepared.evaluator.as_ref(),
+        vec![&mut printer],
+    )
+    .map_err(|e| anyhow::anyhow!(e.render()))?;
+    let mean = ekp.prior().to_constrained(&ekp.unconstrained_mean());
+    println!(
+        "final constrained means: {:?} (truth [1.5, 0.7]); the calibration folder is {}",
+        mean.as_slice(),
+        prepared.folder.dir.display()
+    );
     Ok(())
 }

@@ -4,12 +4,12 @@ use clap::Parser;
 
 fn main() {
     let cli = ekp_cli::cli::Cli::parse();
-    ekp_cli::logging::init(cli.verbose, cli.quiet);
+    ekp_cli::ui::logging::init(cli.verbose, cli.quiet);
     match ekp_cli::execute(cli) {
         Ok(()) => std::process::exit(ekp_cli::error::EXIT_OK),
         Err(err) => {
-            eprintln!("error: {}", ekp_cli::error::render(&err));
-            std::process::exit(ekp_cli::error::exit_code(&err));
+            eprintln!("error: {}", err.render());
+            std::process::exit(err.exit_code());
         }
     }
 }

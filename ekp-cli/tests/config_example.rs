@@ -20,7 +20,7 @@ const KINDS: [&str; 6] = [
 #[test]
 fn every_example_parses_and_shows_the_defaults() {
     for kind in KINDS {
-        let text = ekp_cli::example_config::example(kind).unwrap();
+        let text = ekp_cli::config::example::example(kind).unwrap();
         let cal = Calibration::parse(&text, "<example>").unwrap();
         assert_eq!(cal.process.kind(), kind);
         // Every key is spelled out: the parsed file equals the minimal one's defaults.

@@ -11,7 +11,7 @@ use common::ekp;
 
 use std::path::Path;
 
-use ekp_cli::ekpjl_toml::priors_from_str;
+use ekp_cli::config::ekpjl::priors_from_str;
 use ekp_core::Constraint;
 
 /// EKP.jl's `examples/SinusoidInterface/priors.toml` (descriptions shortened).

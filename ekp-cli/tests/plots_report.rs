@@ -131,7 +131,7 @@ fn check_folder(dir: &Path, names: &[&str], complete: bool) {
         4,
         "4 inline SVGs"
     );
-    for id in ekp_cli::report_html::SECTIONS {
+    for id in ekp_cli::report::html::SECTIONS {
         assert!(
             html.contains(&format!("<section id=\"{id}\">")),
             "section {id}"
@@ -217,5 +217,9 @@ fn plot_of_a_folder_without_a_state_is_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let o = ekp(&["plot", "--dir", "."], tmp.path());
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("state.toml is missing"));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains("not a calibration folder") && err.contains("workflow.toml is missing"),
+        "{err}"
+    );
 }

@@ -364,6 +364,8 @@ fn run_cli(dir: &Path, cfg: &str) -> toml::Table {
             path.to_str().expect("utf8"),
             "--output",
             "o",
+            // Each call runs another calibration into the same folder.
+            "--overwrite",
         ])
         .current_dir(dir)
         .output()
@@ -478,7 +480,7 @@ fn inflation_key_reaches_the_process_and_scales_the_covariance_exactly() {
         NoiseCovariance::scalar_std(0.1, values.len()).unwrap(),
     )
     .unwrap();
-    let model = ekp_cli::model::BuiltModel::new(&plain, ekp_models::Execution::Serial).unwrap();
+    let model = ekp_cli::models::BuiltModel::new(&plain, ekp_models::Execution::Serial).unwrap();
     let mut covs = Vec::new();
     for cal in [&plain, &inflated] {
         let mut ekp = cal.builder(obs.clone()).unwrap().build().unwrap();

@@ -15,7 +15,7 @@ use ekp_core::{
     Unscented,
 };
 
-const DEFAULT: &str = include_str!("../src/default_config.toml");
+const DEFAULT: &str = include_str!("../src/config/default_config.toml");
 
 /// The default calibration with its `[process]` table replaced by `process`.
 fn with_process(process: &str) -> String {

@@ -442,7 +442,12 @@ fn missing_members_count_as_failed() {
     let status = ok(&ekp(&["status", "--dir", "wf"], tmp.path()));
     assert!(status.contains("5 done, 0 failed, 3 missing"), "{status}");
     assert!(status.contains("member_004  missing"), "{status}");
+    // Members that have not run stop the update (exit 2, listed) ...
     let out = ekp(&["update", "--dir", "wf"], tmp.path());
+    let err = bad_input(&out, &["members 4 6-7", "--allow-missing"]);
+    assert!(err.contains("Nothing was changed"), "{err}");
+    // ... unless they are counted as failed.
+    let out = ekp(&["update", "--dir", "wf", "--allow-missing"], tmp.path());
     ok(&out);
     assert!(text(&out.stderr).contains("member_004: missing"));
     let history = std::fs::read_to_string(tmp.path().join("wf/history.csv")).unwrap();
@@ -612,7 +617,7 @@ fixed = { A = 2.5 }
         vec!["status", "--dir", "wf"],
         vec!["slurm", "--dir", "wf"],
     ] {
-        bad_input(&ekp(&cmd, t), &["config.toml", "edited after `init`"]);
+        bad_input(&ekp(&cmd, t), &["config.toml", "was edited after"]);
     }
     std::fs::write(&config, &saved_config).unwrap();
 
@@ -639,7 +644,7 @@ fixed = { A = 2.5 }
     );
     bad_input(
         &ekp(&["init", "--config", "linear.toml", "--dir", "wf"], t),
-        &["wf", "not an empty folder"],
+        &["wf", "already a calibration folder"],
     );
     bad_input(&ekp(&["status", "--dir", "nowhere"], t), &["nowhere"]);
     bad_input(&ekp(&["update", "--dir", "."], t), &["workflow.toml"]);

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// Calibrate models with ensemble Kalman processes, and run their ensembles.
 ///
@@ -31,28 +31,33 @@ pub enum Command {
     ///
     /// Without --config, runs the embedded default: EnsembleKalmanProcesses.jl's
     /// Lorenz 96 example (calibrate F and A from windowed variances; truth
-    /// F = 8, A = 2.5). Prints a table per iteration and a summary, and writes
-    /// result.toml, observations.toml, history.csv, ensembles.csv, outputs.csv,
-    /// final_ensemble.csv, state.toml and config.toml into the output folder,
-    /// and the plots (plots/*.svg, plots/*.png) and report.html.
+    /// F = 8, A = 2.5). Prints a table per iteration and a summary.
+    ///
+    /// The output folder is a calibration folder (the same as `init` makes),
+    /// checkpointed after every update: `status`, `plot` and `update` work on
+    /// it, and an interrupted run continues with `run --resume`. At the end
+    /// it holds result.toml, observations.toml, history.csv, ensembles.csv,
+    /// outputs.csv, final_ensemble.csv, state.toml, config.toml, the plots
+    /// (plots/*.svg, *.png) and report.html. A folder holding another or an
+    /// unfinished calibration is refused (see --resume, --overwrite).
     Run(RunArgs),
     /// Show each parameter's prior: unconstrained mean/std, and constrained
     /// mean/std and 5–95 % quantiles.
     Prior(PriorArgs),
     /// File workflow: create a calibration folder and write iteration 0's
     /// parameter files (DIR/iteration_000/member_NNN/parameters.toml).
-    Init(crate::workflow::InitArgs),
+    Init(InitArgs),
     /// File workflow: run the model of one member of one iteration and record
     /// the outcome. A failed member is recorded, and forward still exits 0.
-    Forward(crate::workflow::ForwardArgs),
+    Forward(ForwardArgs),
     /// File workflow: read the newest iteration's outputs, apply one update
     /// and write the next iteration's parameter files and the state; after
     /// the last iteration, complete the calibration (result.toml, ...).
     /// Running it twice on the same outputs does nothing the second time.
-    Update(crate::workflow::UpdateArgs),
+    Update(UpdateArgs),
     /// File workflow: each member of an iteration (done, failed, missing) and
     /// the misfit history.
-    Status(crate::workflow::StatusArgs),
+    Status(StatusArgs),
     /// Run the file workflow as a chain of SLURM jobs: an array job of
     /// forward runs per iteration, an update job after each. Writes the
     /// sbatch scripts; --submit submits them, --wait follows them.
@@ -72,18 +77,7 @@ pub enum Command {
     Config(ConfigArgs),
 }
 
-/// Where the ensemble runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// One member after another on one thread.
-    Serial,
-    /// Members in parallel on CPU threads (rayon); same results as serial.
-    Threads,
-    /// All members of a Lorenz 96 model on a GPU through wgpu (Vulkan, Metal,
-    /// DX12 or GL; Mesa's lavapipe on machines without a GPU). An error, never a
-    /// fallback, when no adapter is found.
-    Gpu,
-}
+pub use crate::models::{Backend, Precision};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -94,9 +88,21 @@ pub struct RunArgs {
     /// Where the ensemble runs.
     #[arg(long, value_enum, default_value_t = Backend::Threads)]
     pub backend: Backend,
-    /// Output folder (created if needed; files in it are replaced).
+    /// The calibration folder to write (created if needed). A finished run of
+    /// the same calibration in it is replaced; another or an unfinished
+    /// calibration is refused unless --resume or --overwrite says what to do.
     #[arg(long, value_name = "DIR", default_value = "ekp-output")]
     pub output: PathBuf,
+    /// Continue the interrupted run in --output from its last checkpoint
+    /// (members already finished are not run again); the result is the one
+    /// an uninterrupted run gives. Without --config, the folder's own
+    /// calibration runs; with it, the file must be the same calibration.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+    /// Replace whatever calibration --output holds (its files, iteration
+    /// folders and plots are removed; other files are left alone).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Seed of every random draw (overrides `process.seed`).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -111,7 +117,7 @@ pub struct RunArgs {
     /// GPU precision for `--backend gpu` (default f32; f64 needs an adapter
     /// with SHADER_F64).
     #[arg(long, value_enum)]
-    pub precision: Option<crate::bench::PrecisionArg>,
+    pub precision: Option<Precision>,
     /// Command models: how many member processes run at once (default: one
     /// per core).
     #[arg(long, value_name = "N")]
@@ -119,7 +125,7 @@ pub struct RunArgs {
     /// Command models: the time limit of one member's run (seconds, or 30s,
     /// 5m, 2h; overrides `model.timeout`). A member past it is killed and
     /// counts as failed.
-    #[arg(long, value_name = "T", value_parser = crate::command_model::parse_duration)]
+    #[arg(long, value_name = "T", value_parser = crate::config::parse_duration)]
     pub member_timeout: Option<std::time::Duration>,
 }
 
@@ -138,12 +144,12 @@ pub struct PriorArgs {
 /// Arguments of `plot`.
 #[derive(Debug, clap::Args)]
 pub struct PlotArgs {
-    /// The run folder (holds state.toml).
+    /// The calibration folder (made by `run` or `init`).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Which image formats to write (report.html always inlines the SVGs).
-    #[arg(long, value_enum, default_value_t = crate::plot::Format::Both)]
-    pub format: crate::plot::Format,
+    #[arg(long, value_enum, default_value_t = crate::report::Format::Both)]
+    pub format: crate::report::Format,
 }
 
 /// Arguments of `config`.
@@ -156,4 +162,69 @@ pub struct ConfigArgs {
     /// unscented, transform-unscented, gauss-newton, sparse-inversion.
     #[arg(long, value_name = "KIND")]
     pub process: Option<String>,
+}
+
+/// Arguments of `init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The calibration file (TOML); it is copied into the folder.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The calibration folder to create (must not exist, or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Seed of every random draw (overrides `process.seed`; written into the
+    /// folder's config.toml).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// Arguments of `forward`.
+#[derive(Debug, clap::Args)]
+pub struct ForwardArgs {
+    /// The calibration folder (made by `init` or `run`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The iteration (from 0). Default: the newest one.
+    #[arg(long, value_name = "I")]
+    pub iteration: Option<usize>,
+    /// The member (from 1). Default: $SLURM_ARRAY_TASK_ID.
+    #[arg(long, value_name = "J")]
+    pub member: Option<usize>,
+    /// Time limit of a `command` model's run (seconds, or 30s, 5m, 2h);
+    /// overrides `model.timeout`. The model is stopped when it runs longer.
+    #[arg(long, value_name = "T", value_parser = crate::config::parse_duration)]
+    pub member_timeout: Option<std::time::Duration>,
+}
+
+/// Arguments of `update`.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// The calibration folder (made by `init` or `run`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Apply the update only if the newest iteration is I; if the calibration
+    /// is already past I, do nothing (for job chains: a repeated job is harmless).
+    #[arg(long, value_name = "I")]
+    pub iteration: Option<usize>,
+    /// Go back to iteration K first: its saved state becomes the current one,
+    /// and the later iterations' folders are moved to `DIR/rewound_<time>_<pid>/`.
+    /// Then apply the update of iteration K's outputs.
+    #[arg(long, value_name = "K")]
+    pub rewind_to: Option<usize>,
+    /// Count members that have not run yet as failed (without it, `update`
+    /// refuses while members are missing, listing them).
+    #[arg(long)]
+    pub allow_missing: bool,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The calibration folder (made by `init` or `run`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Show the members of iteration I. Default: the newest one.
+    #[arg(long, value_name = "I")]
+    pub iteration: Option<usize>,
 }

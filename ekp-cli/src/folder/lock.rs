@@ -1,8 +1,10 @@
 //! A lock file that keeps a second `update` out of a calibration folder.
 //!
-//! The lock is a file created with `O_EXCL` (which works on network file
-//! systems, unlike `flock` on some), holding the pid and host of its owner; it
-//! is removed when the owner finishes. An owner killed with SIGKILL leaves it
+//! The lock is a file holding the pid and host of its owner, written
+//! complete under a temporary name and then hard-linked to the lock's name
+//! (`link` fails if the name exists, atomically, also on network file
+//! systems where `flock` may not work), so nobody ever sees an empty or
+//! half-written lock; it is removed when the owner finishes. An owner killed with SIGKILL leaves it
 //! behind: a later `update` on the same host sees that the pid is gone and
 //! takes the lock over. A lock left by a process on another host cannot be
 //! checked, so it is reported and has to be removed by hand.
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use crate::layout::hostname;
+use crate::io::{hostname, unix_now};
 
 /// A held lock; dropping it releases it.
 #[derive(Debug)]
@@ -32,7 +34,7 @@ impl Owner {
         Self {
             pid: std::process::id(),
             host: hostname(),
-            since: crate::workflow::unix_now(),
+            since: unix_now(),
         }
     }
 
@@ -62,13 +64,19 @@ impl Owner {
     }
 }
 
+/// Create the lock at `path` with its owner inside from the first byte: the
+/// owner is written to a temporary file, which is then hard-linked to
+/// `path` (failing with `AlreadyExists` if the lock is held).
 fn create(path: &Path) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    f.write_all(Owner::me().text().as_bytes())?;
-    f.sync_all()
+    let tmp = path.with_extension(format!("new.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(Owner::me().text().as_bytes())?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 impl LockGuard {
@@ -117,7 +125,7 @@ impl LockGuard {
                     path.display(),
                     o.pid,
                     o.host,
-                    crate::workflow::unix_now().saturating_sub(o.since)
+                    unix_now().saturating_sub(o.since)
                 ),
                 None => bail!(
                     "{}: the lock is held (its contents are unreadable); nothing was changed. If no \

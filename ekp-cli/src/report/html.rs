@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use ekp_core::{EnsembleKalmanProcess, Prior};
 
-use crate::output::write_atomic;
-use crate::plot::{self, Format, PlotData};
-use crate::run::constrained_summary;
+use crate::folder::{IterationRow, constrained_summary};
+use crate::io::write_atomic;
+use crate::report::plot::{self, Format, PlotData};
 
 /// The ids of the page's sections, in order (tests and scripts rely on them).
 pub const SECTIONS: [&str; 6] = [
@@ -33,8 +33,8 @@ pub struct ReportInput<'a> {
     pub ekp: &'a EnsembleKalmanProcess,
     /// The calibration file's text (empty if unknown).
     pub config_text: &'a str,
-    /// `history.csv`'s text (empty if none yet).
-    pub history_csv: &'a str,
+    /// The rows of the evaluated ensembles.
+    pub rows: &'a [IterationRow],
     /// Whether the calibration is complete (else: in progress).
     pub complete: bool,
 }
@@ -63,25 +63,44 @@ fn inline_svg(svg: &str) -> &str {
     }
 }
 
-fn csv_table(out: &mut String, csv: &str) {
-    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let Some(header) = lines.next() else {
+/// A number for the page: 5 significant digits, `—` where absent.
+fn number(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), |v| format!("{v:.5e}"))
+}
+
+fn rows_table(out: &mut String, names: &[String], rows: &[IterationRow]) {
+    if rows.is_empty() {
         out.push_str("<p>No iteration finished yet.</p>\n");
         return;
-    };
-    out.push_str("<table>\n<thead><tr>");
-    for h in header.split(',') {
-        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str(
+        "<table>\n<thead><tr><th>iteration</th><th>Δt</th><th>loss</th><th>bayes loss</th>\
+         <th>avg rmse</th><th>crps</th><th>failed members</th>",
+    );
+    for n in names {
+        let _ = write!(out, "<th>{} mean</th><th>{} std</th>", escape(n), escape(n));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    for l in lines {
-        out.push_str("<tr>");
-        for f in l.split(',') {
-            let shown = match f.parse::<f64>() {
-                Ok(v) if f.contains('.') || f.contains('e') => format!("{v:.5e}"),
-                _ => f.to_string(),
-            };
-            let _ = write!(out, "<td>{}</td>", escape(&shown));
+    for r in rows {
+        let failed: Vec<String> = r.failed.iter().map(|j| (j + 1).to_string()).collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            r.iteration,
+            number(r.dt),
+            number(Some(r.metrics.loss)),
+            number(r.metrics.bayes_loss),
+            number(Some(r.metrics.avg_rmse)),
+            number(r.metrics.crps),
+            failed.join(" ")
+        );
+        for (m, sd) in r.mean.iter().zip(r.std.iter()) {
+            let _ = write!(
+                out,
+                "<td>{}</td><td>{}</td>",
+                number(Some(*m)),
+                number(Some(*sd))
+            );
         }
         out.push_str("</tr>\n");
     }
@@ -173,7 +192,7 @@ pub fn report_html(
     h.push_str("</section>\n");
     // Per-iteration table.
     h.push_str("<section id=\"iterations\">\n<h2>Iterations</h2>\n");
-    csv_table(&mut h, input.history_csv);
+    rows_table(&mut h, &plot_data.names, input.rows);
     h.push_str("</section>\n");
     // Prior and posterior.
     h.push_str("<section id=\"parameters\">\n<h2>Parameters</h2>\n<h3>Prior</h3>\n");

@@ -32,8 +32,8 @@ use ekp_core::{
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 
-use crate::bench::BenchArgs;
-use crate::error::InputError;
+use crate::bench::{BenchArgs, Say};
+use crate::error::{InputError, Result};
 
 /// The processes `bench --update` can time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,7 +143,7 @@ fn problem(
 }
 
 /// Run `bench --update` and print its report.
-pub fn bench_update(args: &BenchArgs) -> anyhow::Result<()> {
+pub fn bench_update(args: &BenchArgs, say: Say<'_>) -> Result<()> {
     let kind = args.process.unwrap_or(UpdateProcessArg::Inversion);
     let n = args.members;
     let p = args.parameters;
@@ -173,7 +173,7 @@ pub fn bench_update(args: &BenchArgs) -> anyhow::Result<()> {
         .num_threads(args.threads.unwrap_or(0))
         .build()
         .context("cannot start the thread pool")?;
-    pool.install(|| run(args, kind, n, p, d))
+    Ok(pool.install(|| run(args, kind, n, p, d, say))?)
 }
 
 fn run(
@@ -182,11 +182,12 @@ fn run(
     n: usize,
     p: usize,
     d: usize,
+    say: Say<'_>,
 ) -> anyhow::Result<()> {
     let made = Instant::now();
     let Problem { process, g } = problem(kind, n, p, d, args.perturb, args.dense)?;
     let kind_name = process.process().kind();
-    println!(
+    say(&format!(
         "process: {kind_name} (members {n}, parameters {p}, outputs {d}; Γ {}, localizer none, accelerator {}, perturbed observations {})",
         if args.dense {
             "full (dense path)"
@@ -199,13 +200,13 @@ fn run(
         } else {
             "no"
         },
-    );
-    println!(
+    ));
+    say(&format!(
         "threads: {}; outputs matrix: {:.1} MB; set up in {:.3} s",
         rayon::current_num_threads(),
         (d * n * 8) as f64 / 1e6,
         made.elapsed().as_secs_f64()
-    );
+    ));
     let mut times = Vec::with_capacity(args.repeats);
     let mut cpu = Vec::with_capacity(args.repeats);
     let mut checksum = 0.0;
@@ -225,20 +226,20 @@ fn run(
     }
     if !cpu.is_empty() {
         cpu.sort_by(f64::total_cmp);
-        println!(
+        say(&format!(
             "cpu time per update (all threads, median): {:.2} s",
             cpu[cpu.len() / 2]
-        );
+        ));
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    println!("checksum: {checksum:.6e}");
-    println!(
+    say(&format!("checksum: {checksum:.6e}"));
+    say(&format!(
         "updates: {} (min {:.4} s, median {median:.4} s, max {:.4} s)",
         times.len(),
         times[0],
         times[times.len() - 1]
-    );
-    println!("seconds/update: {median:.4}");
+    ));
+    say(&format!("seconds/update: {median:.4}"));
     Ok(())
 }

@@ -1,51 +1,10 @@
-//! What the user sees while a run goes: a progress bar per ensemble evaluation
-//! and a table row per iteration.
+//! The per-iteration table `run` prints on stdout.
 
 use std::io::Write;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
-use crate::run::{IterationRow, Observer};
-
-/// A progress bar over the members of each ensemble evaluation (drawn on
-/// stderr, and only when stderr is a terminal).
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    iterations: usize,
-}
-
-impl Progress {
-    /// A bar for a run of at most `iterations` updates.
-    pub fn new(iterations: usize) -> Self {
-        Self {
-            bar: None,
-            iterations,
-        }
-    }
-}
-
-impl Observer for Progress {
-    fn evaluation_started(&mut self, iteration: usize, members: usize) {
-        let bar = ProgressBar::new(members as u64);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} members",
-        ) {
-            bar.set_style(style);
-        }
-        bar.set_prefix(format!("ensemble {iteration}/{}", self.iterations));
-        self.bar = Some(bar);
-    }
-    fn members_done(&self, k: usize) {
-        if let Some(b) = &self.bar {
-            b.inc(k as u64);
-        }
-    }
-    fn iteration_done(&mut self, _row: &IterationRow) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-    }
-}
+use crate::driver::Observer;
+use crate::error::Result;
+use crate::folder::IterationRow;
 
 /// A metric that may be absent (`—`), in the table's number format.
 fn optional(v: Option<f64>) -> String {
@@ -104,12 +63,14 @@ impl Table {
 }
 
 impl Observer for Table {
-    fn iteration_done(&mut self, row: &IterationRow) {
+    fn iteration_done(&mut self, row: &IterationRow) -> Result<()> {
+        // A closed stdout (`| head`) is not an error: the run goes on.
         let mut out = std::io::stdout().lock();
         if !self.header_done {
             let _ = writeln!(out, "{}", self.header());
             self.header_done = true;
         }
         let _ = writeln!(out, "{}", self.row(row));
+        Ok(())
     }
 }

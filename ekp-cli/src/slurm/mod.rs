@@ -26,15 +26,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use ekp_models::Execution;
 use serde::{Deserialize, Serialize};
 
-use crate::command_model::parse_duration;
-use crate::config::{Calibration, ModelSpec};
-use crate::error::InputError;
-use crate::layout::MemberState;
-use crate::output::write_atomic;
-use crate::workflow::{Workflow, config_hash, unix_now};
+use crate::config::{Calibration, ModelSpec, parse_duration};
+use crate::error::{InputError, Result};
+use crate::folder::{MemberState, RunFolder};
+use crate::io::{content_hash as config_hash, unix_now, write_atomic};
+
+/// Where the chain's progress lines go (the command prints them).
+pub type Say<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// Arguments of `slurm`.
 #[derive(Debug, clap::Args)]
@@ -232,12 +232,12 @@ fn sbatch_header(args: &SlurmArgs, name: &str, log: &str, member_job: bool) -> S
     s
 }
 
-fn write_scripts(args: &SlurmArgs, plan: &Plan, exe: &Path) -> anyhow::Result<Vec<ChainJob>> {
+fn write_scripts(args: &SlurmArgs, plan: &Plan, exe: &Path) -> Result<Vec<ChainJob>> {
     let slurm_dir = plan.dir.join("slurm");
     let logs = slurm_dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
     let cal = &plan.cal;
-    let layout = crate::layout::Layout::new(&plan.dir, cal.ensemble_size, cal.iterations);
+    let layout = crate::folder::Layout::new(&plan.dir, cal.ensemble_size, cal.iterations);
     let dir_q = sh_quote(&plan.dir.display().to_string());
     let exe_q = sh_quote(&exe.display().to_string());
     // Updates left; the chain ends with the final ensemble's evaluation when
@@ -330,7 +330,12 @@ fn write_scripts(args: &SlurmArgs, plan: &Plan, exe: &Path) -> anyhow::Result<Ve
             .display()
             .to_string();
         let mut s = sbatch_header(args, &format!("ekp-update-{it}"), &log, false);
-        let _ = writeln!(s, "exec {exe_q} update --dir {dir_q} --iteration {it}");
+        // Members that SLURM killed before they could record anything (a node
+        // failure, the task's time limit) count as failed: the chain never stalls.
+        let _ = writeln!(
+            s,
+            "exec {exe_q} update --dir {dir_q} --iteration {it} --allow-missing"
+        );
         let script = slurm_dir.join(format!("update_{}.sbatch", &name["iteration_".len()..]));
         write_atomic(&script, s.as_bytes())?;
         jobs.push(ChainJob {
@@ -488,7 +493,7 @@ fn is_active(chain: &Chain) -> Vec<String> {
         .collect()
 }
 
-fn submit(jobs: &mut [ChainJob]) -> anyhow::Result<()> {
+fn submit(jobs: &mut [ChainJob], say: Say<'_>) -> anyhow::Result<()> {
     let mut prev: Option<String> = None;
     let mut submitted: Vec<String> = Vec::new();
     for j in jobs.iter_mut() {
@@ -526,7 +531,7 @@ fn submit(jobs: &mut [ChainJob]) -> anyhow::Result<()> {
         };
         match id {
             Ok(id) => {
-                println!("submitted {:<22} job {id}", j.describe());
+                say(&format!("submitted {:<22} job {id}", j.describe()));
                 submitted.push(id.clone());
                 j.id = Some(id.clone());
                 prev = Some(id);
@@ -535,10 +540,10 @@ fn submit(jobs: &mut [ChainJob]) -> anyhow::Result<()> {
                 if !submitted.is_empty() {
                     // Do not leave half a chain behind.
                     let _ = Command::new("scancel").args(&submitted).status();
-                    eprintln!(
+                    say(&format!(
                         "cancelled the jobs already submitted: {}",
                         submitted.join(" ")
-                    );
+                    ));
                 }
                 bail!("{}: {e}", j.script);
             }
@@ -554,7 +559,7 @@ fn tail(path: &str, lines: usize) -> String {
 }
 
 /// Follow the chain until every job has ended; `Ok(true)` if all completed.
-fn wait(dir: &Path, chain: &Chain, poll: Duration) -> anyhow::Result<bool> {
+fn wait(dir: &Path, chain: &Chain, poll: Duration, say: Say<'_>) -> anyhow::Result<bool> {
     let mut last: BTreeMap<String, String> = BTreeMap::new();
     let mut finished: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut errors = 0usize;
@@ -572,14 +577,14 @@ fn wait(dir: &Path, chain: &Chain, poll: Duration) -> anyhow::Result<bool> {
                     if errors > 60 {
                         bail!("cannot follow job {id}: {e}");
                     }
-                    eprintln!("warning: {e}; retrying");
+                    say(&format!("warning: {e}; retrying"));
                     all_done = false;
                 }
                 Seen::Known(states) => {
                     errors = 0;
                     let summary = summarise(&states);
                     if last.get(id) != Some(&summary) {
-                        println!("job {id:<8} {:<22} {summary}", j.describe());
+                        say(&format!("job {id:<8} {:<22} {summary}", j.describe()));
                         last.insert(id.clone(), summary);
                     }
                     if states.iter().all(|(_, s)| is_terminal(s)) {
@@ -591,10 +596,10 @@ fn wait(dir: &Path, chain: &Chain, poll: Duration) -> anyhow::Result<bool> {
                 Seen::Gone => {
                     // Purged from the controller (MinJobAge): the job is over,
                     // and its end state is lost (there is no accounting).
-                    println!(
+                    say(&format!(
                         "job {id:<8} {:<22} no longer known to squeue (state unknown)",
                         j.describe()
-                    );
+                    ));
                     finished.insert(
                         id.clone(),
                         vec![(id.clone(), "UNKNOWN (purged)".to_string())],
@@ -617,14 +622,14 @@ fn wait(dir: &Path, chain: &Chain, poll: Duration) -> anyhow::Result<bool> {
             .collect();
         if !bad.is_empty() {
             ok = false;
-            println!(
+            say(&format!(
                 "job {id} ({}) did not complete: {}",
                 j.describe(),
                 bad.iter()
                     .map(|(t, s)| format!("{t} {s}"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
+            ));
             // Show the end of the log of the first failed task.
             if let Some((task, _)) = bad.first() {
                 let log = match task.split_once('_') {
@@ -633,7 +638,10 @@ fn wait(dir: &Path, chain: &Chain, poll: Duration) -> anyhow::Result<bool> {
                 };
                 let t = tail(&log, 8);
                 if !t.is_empty() {
-                    println!("  end of {log}:\n    {}", t.replace('\n', "\n    "));
+                    say(&format!(
+                        "  end of {log}:\n    {}",
+                        t.replace('\n', "\n    ")
+                    ));
                 }
             }
         }
@@ -646,44 +654,45 @@ fn wait(dir: &Path, chain: &Chain, poll: Duration) -> anyhow::Result<bool> {
         .filter(|j| j.kind == "update")
         .filter_map(|j| j.iteration)
         .max();
-    match Workflow::open(dir).and_then(|wf| wf.state().map(|s| (wf, s))) {
+    match RunFolder::open(dir).and_then(|wf| wf.state().map(|s| (wf, s))) {
         Ok((wf, ekp)) => {
             let complete = wf.is_complete(&ekp);
             if !(complete || target.is_some_and(|t| ekp.iterations() > t)) {
                 ok = false;
             }
             if complete {
-                println!(
+                say(&format!(
                     "calibration complete: {} updates applied; results in {}",
                     ekp.iterations(),
                     dir.join("result.toml").display()
-                );
+                ));
             } else {
-                println!(
+                say(&format!(
                     "calibration at iteration {} of {} (resume with `ekp-cli slurm --dir {} --submit`)",
                     ekp.iterations(),
                     wf.cal.iterations,
                     dir.display()
-                );
+                ));
             }
         }
         Err(e) => {
             ok = false;
-            println!("the calibration folder cannot be read: {e}");
+            say(&format!("the calibration folder cannot be read: {e}"));
         }
     }
     Ok(ok)
 }
 
 /// `ekp-cli slurm`.
-pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
+pub fn slurm(args: &SlurmArgs, say: Say<'_>) -> Result<()> {
     if args.throttle == Some(0) {
         return Err(InputError::Argument("--throttle must be at least 1".into()).into());
     }
-    if !(args.poll.is_finite() && args.poll > 0.0) {
-        return Err(
-            InputError::Argument("--poll must be a positive number of seconds".into()).into(),
-        );
+    if !(args.poll.is_finite() && args.poll > 0.0 && args.poll <= 3600.0) {
+        return Err(InputError::Argument(
+            "--poll must be a positive number of seconds, at most 3600".into(),
+        )
+        .into());
     }
     for (flag, t) in [("--time", &args.time), ("--update-time", &args.update_time)] {
         if let Some(t) = t
@@ -705,16 +714,16 @@ pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
                 chain_path(&dir).display()
             ))
         })?;
-        return if wait(&dir, &chain, poll)? {
+        return if wait(&dir, &chain, poll, say)? {
             Ok(())
         } else {
-            bail!("the SLURM chain did not complete")
+            Err(anyhow!("the SLURM chain did not complete").into())
         };
     }
 
-    let initialised = dir.join(crate::workflow::WORKFLOW_FILE).exists();
+    let initialised = dir.join(crate::folder::META_FILE).exists();
     let plan = if initialised {
-        let wf = Workflow::open(&dir)?;
+        let wf = RunFolder::open(&dir)?;
         if let Some(config) = &args.config {
             let text = std::fs::read(config).map_err(|source| InputError::Read {
                 path: config.clone(),
@@ -732,14 +741,14 @@ pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
         }
         let ekp = wf.state()?;
         if wf.is_complete(&ekp) {
-            println!(
+            say(&format!(
                 "the calibration in {} is complete; nothing to submit",
                 dir.display()
-            );
+            ));
             return Ok(());
         }
         let start = ekp.iterations();
-        let d = crate::workflow::output_dim(&ekp);
+        let d = crate::folder::output_dim(&ekp);
         let first_members: Vec<usize> = wf
             .members(start, d)
             .iter()
@@ -748,11 +757,11 @@ pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
             .map(|(j, _)| j + 1)
             .collect();
         if start > 0 || first_members.len() < wf.cal.ensemble_size {
-            println!(
+            say(&format!(
                 "resuming at iteration {start}: {} of {} members to run",
                 first_members.len(),
                 wf.cal.ensemble_size
-            );
+            ));
         }
         Plan {
             dir: dir.clone(),
@@ -773,8 +782,7 @@ pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
         };
         // Validate now rather than in the init job.
         let cal = Calibration::from_file(config)?;
-        let built = crate::model::BuiltModel::new(&cal, Execution::Serial)?;
-        built.observation(&cal)?;
+        crate::models::observation(&cal)?;
         if dir.exists()
             && std::fs::read_dir(&dir)
                 .map(|it| it.flatten().any(|e| e.file_name() != "slurm"))
@@ -804,49 +812,55 @@ pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
     {
         let active = is_active(&old);
         if !active.is_empty() {
-            bail!(
+            return Err(anyhow!(
                 "a chain submitted from {} is still active (jobs {}); wait for it (`ekp-cli slurm \
                  --dir {} --wait`) or cancel it (scancel) first; nothing was submitted",
                 dir.display(),
                 active.join(" "),
                 dir.display()
-            );
+            )
+            .into());
         }
     }
-    let mut jobs = write_scripts(&args, &plan, &exe)?;
-    println!(
+    let mut jobs = write_scripts(args, &plan, &exe)?;
+    say(&format!(
         "wrote {} job scripts to {}",
         jobs.len(),
         dir.join("slurm").display()
-    );
+    ));
     if !args.submit {
-        println!(
+        say(&format!(
             "submit them with: sh {}   (or `ekp-cli slurm --dir {} --submit`)",
             dir.join("slurm").join("submit.sh").display(),
             dir.display()
-        );
+        ));
         return Ok(());
     }
-    submit(&mut jobs)?;
+    submit(&mut jobs, say)?;
     let chain = Chain {
         submitted_unix: unix_now(),
         jobs,
     };
-    write_atomic(&chain_path(&dir), toml::to_string(&chain)?.as_bytes())?;
+    write_atomic(
+        &chain_path(&dir),
+        toml::to_string(&chain)
+            .map_err(anyhow::Error::from)?
+            .as_bytes(),
+    )?;
     let ids: Vec<&str> = chain.jobs.iter().filter_map(|j| j.id.as_deref()).collect();
-    println!("job ids: {}", ids.join(" "));
+    say(&format!("job ids: {}", ids.join(" ")));
     if args.wait {
-        if wait(&dir, &chain, poll)? {
+        if wait(&dir, &chain, poll, say)? {
             Ok(())
         } else {
-            bail!("the SLURM chain did not complete")
+            Err(anyhow!("the SLURM chain did not complete").into())
         }
     } else {
-        println!(
+        say(&format!(
             "follow it with `ekp-cli slurm --dir {} --wait` or `ekp-cli status --dir {}`",
             dir.display(),
             dir.display()
-        );
+        ));
         Ok(())
     }
 }

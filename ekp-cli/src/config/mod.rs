@@ -19,6 +19,12 @@ use serde::Deserialize;
 
 use crate::error::InputError;
 
+pub mod command;
+pub mod ekpjl;
+pub mod example;
+
+pub use command::{CommandSpec, parse_duration};
+
 /// The embedded default calibration: EKP.jl's Lorenz 96 example.
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 
@@ -40,7 +46,7 @@ struct RawConfig {
 }
 
 /// `parameters_from = { ekp_toml = "FILE" }`: the parameters of an EKP.jl
-/// parameter file (see [`crate::ekpjl_toml`]); a relative path is relative
+/// parameter file (see [`ekpjl`]); a relative path is relative
 /// to the calibration file's folder.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,8 +214,8 @@ pub enum ModelSpec {
         /// Values of model parameters that are not calibrated.
         fixed: BTreeMap<String, f64>,
     },
-    /// Any executable, one process per member (see [`crate::command_model`]).
-    Command(crate::command_model::CommandSpec),
+    /// Any executable, one process per member (see `crate::models::command`).
+    Command(command::CommandSpec),
 }
 
 impl ModelSpec {
@@ -220,6 +226,35 @@ impl ModelSpec {
             ModelSpec::Linear { .. } => "linear",
             ModelSpec::Sinusoid { .. } => "sinusoid",
             ModelSpec::Command(_) => "command",
+        }
+    }
+}
+
+/// How each member's `parameters.toml` is written and read (the calibration
+/// file's top-level `parameter_files`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ParameterFiles {
+    /// `F = 8.1`: each parameter by name, a vector parameter as an array.
+    #[default]
+    Flat,
+    /// EKP.jl's layout (its `save_parameter_ensemble`): one table per
+    /// parameter, `[F]` with `value = 8.1`, written into a copy of
+    /// `template` — the EKP.jl parameter file the priors came from
+    /// (`parameters_from.ekp_toml`), so its other entries (`prior`,
+    /// `constraint`, descriptions, parameters that are not calibrated) stay as
+    /// they were; empty when the priors came from `[[parameters]]`.
+    Ekp {
+        /// The tables the values are written into.
+        template: toml::Table,
+    },
+}
+
+impl ParameterFiles {
+    /// The name used in calibration files (`"flat"`, `"ekp"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ParameterFiles::Flat => "flat",
+            ParameterFiles::Ekp { .. } => "ekp",
         }
     }
 }
@@ -275,7 +310,7 @@ pub struct Calibration {
     /// The model.
     pub model: ModelSpec,
     /// How each member's `parameters.toml` is written (`parameter_files`).
-    pub parameter_files: crate::layout::ParameterFiles,
+    pub parameter_files: ParameterFiles,
 }
 
 impl Calibration {
@@ -319,15 +354,15 @@ impl Calibration {
                     "give either [[parameters]] or `parameters_from`, not both",
                 ));
             }
-            Some(from) => crate::ekpjl_toml::prior_from_file(&base.join(&from.ekp_toml))
+            Some(from) => ekpjl::prior_from_file(&base.join(&from.ekp_toml))
                 .map_err(|e| ctx.invalid("parameters_from.ekp_toml", e.to_string()))?,
         };
         let parameter_files = match raw.parameter_files.as_deref() {
-            None | Some("flat") => crate::layout::ParameterFiles::Flat,
-            Some("ekp") => crate::layout::ParameterFiles::Ekp {
+            None | Some("flat") => ParameterFiles::Flat,
+            Some("ekp") => ParameterFiles::Ekp {
                 template: match &raw.parameters_from {
                     None => toml::Table::new(),
-                    Some(from) => crate::ekpjl_toml::table_from_file(&base.join(&from.ekp_toml))
+                    Some(from) => ekpjl::table_from_file(&base.join(&from.ekp_toml))
                         .map_err(|e| ctx.invalid("parameters_from.ekp_toml", e.to_string()))?,
                 },
             },
@@ -374,6 +409,35 @@ impl Calibration {
 }
 
 impl Calibration {
+    /// This calibration with every random draw seeded by `seed`, written into
+    /// its text too (`process.seed`, comments and key order kept), so the
+    /// file recorded in a calibration folder is the one that ran.
+    pub fn with_seed(mut self, seed: u64) -> Result<Self, InputError> {
+        let invalid = |message: String| InputError::Invalid {
+            file: self.source.clone(),
+            key: "process.seed".into(),
+            message,
+        };
+        let value = i64::try_from(seed).map_err(|_| {
+            invalid(format!(
+                "--seed {seed}: at most {} (a TOML integer)",
+                i64::MAX
+            ))
+        })?;
+        let mut doc: toml_edit::DocumentMut = self
+            .text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
+        let process = doc
+            .get_mut("process")
+            .and_then(|p| p.as_table_like_mut())
+            .ok_or_else(|| invalid("[process] is missing".into()))?;
+        process.insert("seed", toml_edit::value(value));
+        self.text = doc.to_string();
+        self.seed = seed;
+        Ok(self)
+    }
+
     /// A process builder with every `[process]` option of this calibration
     /// applied (scheduler, localization, failure handling, NaN tolerance,
     /// accelerator, minibatching, update groups), for the data `observation`
@@ -1097,9 +1161,7 @@ impl Ctx<'_> {
                     .parent()
                     .filter(|p| !p.as_os_str().is_empty())
                     .unwrap_or_else(|| Path::new("."));
-                ModelSpec::Command(crate::command_model::CommandSpec::from_table(
-                    table, self.file, base,
-                )?)
+                ModelSpec::Command(command::CommandSpec::from_table(table, self.file, base)?)
             }
             other => {
                 return Err(self.invalid(

@@ -1,5 +1,6 @@
-//! The folder layout shared by `run` (with a `command` model) and the file
-//! workflow (`init`, `forward`, `update`, `status`), and the per-member files.
+//! The per-member files: `parameters.toml` (ekp writes, the model reads),
+//! `output.toml` (the model writes, ekp reads) and `status.toml` (ekp's
+//! record of the member's run), and what a member's folder says about it.
 //!
 //! ```text
 //! DIR/iteration_000/member_001/parameters.toml   written by ekp: constrained values, by name
@@ -7,17 +8,13 @@
 //! DIR/iteration_000/member_001/status.toml       written by ekp after running the model
 //! DIR/iteration_000/member_001/stdout.log, stderr.log   the model's output streams
 //! ```
-//!
-//! Members are numbered from 1 (SLURM array task ids), iterations from 0.
-//! Numbers are zero-padded to 3 digits, or to the width of the largest number
-//! when that is wider (1000 members: `member_0001` … `member_1000`), so the
-//! folders sort in order.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ekp_core::Prior;
 use serde::{Deserialize, Serialize};
 
+use crate::config::ParameterFiles;
 use crate::error::InputError;
 
 /// The parameter file of a member (written by ekp, read by the model).
@@ -30,70 +27,6 @@ pub const STATUS_FILE: &str = "status.toml";
 pub const STDOUT_FILE: &str = "stdout.log";
 /// The model's standard error.
 pub const STDERR_FILE: &str = "stderr.log";
-
-/// Decimal digits of `n`.
-fn digits(mut n: usize) -> usize {
-    let mut d = 1;
-    while n >= 10 {
-        n /= 10;
-        d += 1;
-    }
-    d
-}
-
-/// Where the folders of one calibration live.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    /// The calibration folder (`DIR`, or `run`'s output folder).
-    pub root: PathBuf,
-    /// Members per ensemble `N`.
-    pub members: usize,
-    /// The most updates (`process.iterations`): iterations run from 0 to this.
-    pub iterations: usize,
-}
-
-impl Layout {
-    /// The layout of a calibration of `members` members and at most
-    /// `iterations` updates in `root`.
-    pub fn new(root: impl Into<PathBuf>, members: usize, iterations: usize) -> Self {
-        Self {
-            root: root.into(),
-            members,
-            iterations,
-        }
-    }
-
-    /// `iteration_007` (0-based).
-    pub fn iteration_name(&self, iteration: usize) -> String {
-        let w = digits(self.iterations).max(3);
-        format!("iteration_{iteration:0w$}")
-    }
-
-    /// `member_003` (1-based).
-    pub fn member_name(&self, member: usize) -> String {
-        let w = digits(self.members).max(3);
-        format!("member_{member:0w$}")
-    }
-
-    /// `ROOT/iteration_007`.
-    pub fn iteration_dir(&self, iteration: usize) -> PathBuf {
-        self.root.join(self.iteration_name(iteration))
-    }
-
-    /// `ROOT/iteration_007/member_003` (member 1-based).
-    pub fn member_dir(&self, iteration: usize, member: usize) -> PathBuf {
-        self.iteration_dir(iteration).join(self.member_name(member))
-    }
-
-    /// `iteration_007/member_003`, for messages.
-    pub fn member_label(&self, iteration: usize, member: usize) -> String {
-        format!(
-            "{}/{}",
-            self.iteration_name(iteration),
-            self.member_name(member)
-        )
-    }
-}
 
 /// A key as TOML writes it: bare when it can be, quoted otherwise.
 fn toml_key(name: &str) -> String {
@@ -142,37 +75,18 @@ fn number(v: &toml::Value) -> Option<f64> {
     }
 }
 
-/// How each member's `parameters.toml` is written and read (the calibration
-/// file's top-level `parameter_files`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub enum ParameterFiles {
-    /// `F = 8.1`: each parameter by name, a vector parameter as an array.
-    #[default]
-    Flat,
-    /// EKP.jl's layout (its `save_parameter_ensemble`): one table per
-    /// parameter, `[F]` with `value = 8.1`, written into a copy of
-    /// `template` — the EKP.jl parameter file the priors came from
-    /// (`parameters_from.ekp_toml`), so its other entries (`prior`,
-    /// `constraint`, descriptions, parameters that are not calibrated) stay as
-    /// they were; empty when the priors came from `[[parameters]]`.
-    Ekp {
-        /// The tables the values are written into.
-        template: toml::Table,
-    },
-}
-
-impl ParameterFiles {
-    /// The name used in calibration files (`"flat"`, `"ekp"`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            ParameterFiles::Flat => "flat",
-            ParameterFiles::Ekp { .. } => "ekp",
-        }
-    }
-
+/// Writing and reading a member's `parameters.toml` in the layout the
+/// calibration chose.
+pub trait ParameterFilesExt {
     /// The contents of a member's `parameters.toml` for the constrained
     /// parameters `theta`.
-    pub fn render(&self, prior: &Prior, theta: &[f64], iteration: usize, member: usize) -> String {
+    fn render(&self, prior: &Prior, theta: &[f64], iteration: usize, member: usize) -> String;
+    /// Read a member's `parameters.toml` back into the flat parameter vector.
+    fn read(&self, path: &Path, prior: &Prior) -> Result<Vec<f64>, InputError>;
+}
+
+impl ParameterFilesExt for ParameterFiles {
+    fn render(&self, prior: &Prior, theta: &[f64], iteration: usize, member: usize) -> String {
         match self {
             ParameterFiles::Flat => parameters_toml(prior, theta, iteration, member),
             ParameterFiles::Ekp { template } => {
@@ -205,8 +119,7 @@ impl ParameterFiles {
         }
     }
 
-    /// Read a member's `parameters.toml` back into the flat parameter vector.
-    pub fn read(&self, path: &Path, prior: &Prior) -> Result<Vec<f64>, InputError> {
+    fn read(&self, path: &Path, prior: &Prior) -> Result<Vec<f64>, InputError> {
         let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
             path: path.to_path_buf(),
             source,
@@ -332,14 +245,21 @@ pub enum OutputProblem {
     /// numbers, or of the wrong length: the file is malformed.
     Malformed(String),
     /// It is well formed but holds NaN or ±∞: the model failed.
-    NonFinite(String),
+    NonFinite {
+        /// Which value.
+        message: String,
+        /// All the values, as written.
+        values: Vec<f64>,
+    },
 }
 
 impl std::fmt::Display for OutputProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OutputProblem::Missing => write!(f, "{OUTPUT_FILE} was not written"),
-            OutputProblem::Malformed(m) | OutputProblem::NonFinite(m) => f.write_str(m),
+            OutputProblem::Malformed(m) | OutputProblem::NonFinite { message: m, .. } => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -347,6 +267,18 @@ impl std::fmt::Display for OutputProblem {
 /// Read `values` from an `output.toml`, expecting `d` finite numbers. Other
 /// keys are allowed (and ignored): a model may write diagnostics there.
 pub fn read_output(path: &Path, d: usize) -> Result<Vec<f64>, OutputProblem> {
+    // A model that writes far more than `d` numbers must not make ekp read
+    // it all into memory: 1 MiB, or 100 bytes a value, whichever is more.
+    let cap = (1u64 << 20).max(100 * d as u64);
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > cap => {
+            return Err(OutputProblem::Malformed(format!(
+                "{OUTPUT_FILE}: {} bytes, more than the {cap} bytes {d} values can need; not read",
+                m.len()
+            )));
+        }
+        _ => {}
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(OutputProblem::Missing),
@@ -391,9 +323,10 @@ pub fn read_output(path: &Path, d: usize) -> Result<Vec<f64>, OutputProblem> {
         )));
     }
     if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(OutputProblem::NonFinite(format!(
-            "{OUTPUT_FILE}: `values[{i}]` is {v}"
-        )));
+        return Err(OutputProblem::NonFinite {
+            message: format!("{OUTPUT_FILE}: `values[{i}]` is {v}"),
+            values: values.clone(),
+        });
     }
     Ok(values)
 }
@@ -434,7 +367,7 @@ impl MemberRecord {
     /// Write it to `dir/status.toml` (atomically).
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         let text = toml::to_string(self)?;
-        crate::output::write_atomic(&dir.join(STATUS_FILE), text.as_bytes())
+        crate::io::write_replace(&dir.join(STATUS_FILE), text.as_bytes())
     }
 
     /// Read `dir/status.toml`: `None` if absent or unreadable.
@@ -449,17 +382,6 @@ impl MemberRecord {
     }
 }
 
-/// This machine's name, for records and lock files.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// What a member of an evaluated iteration left.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MemberState {
@@ -472,6 +394,9 @@ pub enum MemberState {
         /// The output file is malformed (wrong length, not TOML, ...), as
         /// opposed to a model that crashed, timed out or wrote NaN.
         malformed: bool,
+        /// Outputs of the right length with non-finite entries, when that is
+        /// the failure: the process's NaN tolerance judges them.
+        values: Option<Vec<f64>>,
     },
     /// Nothing yet: no output and no record of a run.
     Missing,
@@ -485,26 +410,42 @@ pub enum MemberState {
 /// some other way), the output file decides.
 pub fn classify(dir: &Path, d: usize) -> MemberState {
     let record = MemberRecord::read(dir);
-    if let Some(Ok(r)) = &record
-        && r.status == RecordStatus::Failed
-    {
-        return MemberState::Failed {
-            reason: r.reason.clone().unwrap_or_else(|| "failed".into()),
-            malformed: r.malformed,
-        };
-    }
-    match read_output(&dir.join(OUTPUT_FILE), d) {
-        Ok(v) => MemberState::Done(v),
-        Err(OutputProblem::Missing) if record.is_none() => MemberState::Missing,
-        Err(p @ OutputProblem::Missing) | Err(p @ OutputProblem::NonFinite(_)) => {
-            MemberState::Failed {
-                reason: p.to_string(),
-                malformed: false,
-            }
+    let recorded_failure = match &record {
+        Some(Ok(r)) if r.status == RecordStatus::Failed => {
+            Some(r.reason.clone().unwrap_or_else(|| "failed".into()))
         }
-        Err(p @ OutputProblem::Malformed(_)) => MemberState::Failed {
+        _ => None,
+    };
+    let output = read_output(&dir.join(OUTPUT_FILE), d);
+    match (recorded_failure, output) {
+        (None, Ok(v)) => MemberState::Done(v),
+        (Some(reason), Err(OutputProblem::NonFinite { values, .. })) => MemberState::Failed {
+            reason,
+            malformed: false,
+            values: Some(values),
+        },
+        (Some(reason), _) => MemberState::Failed {
+            reason,
+            malformed: record
+                .as_ref()
+                .is_some_and(|r| r.as_ref().is_ok_and(|r| r.malformed)),
+            values: None,
+        },
+        (None, Err(OutputProblem::Missing)) if record.is_none() => MemberState::Missing,
+        (None, Err(p @ OutputProblem::Missing)) => MemberState::Failed {
+            reason: p.to_string(),
+            malformed: false,
+            values: None,
+        },
+        (None, Err(OutputProblem::NonFinite { message, values })) => MemberState::Failed {
+            reason: message,
+            malformed: false,
+            values: Some(values),
+        },
+        (None, Err(p @ OutputProblem::Malformed(_))) => MemberState::Failed {
             reason: p.to_string(),
             malformed: true,
+            values: None,
         },
     }
 }
@@ -513,17 +454,6 @@ pub fn classify(dir: &Path, d: usize) -> MemberState {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-
-    #[test]
-    fn names_are_padded_to_three_digits_or_wider() {
-        let l = Layout::new("d", 20, 5);
-        assert_eq!(l.member_name(1), "member_001");
-        assert_eq!(l.iteration_name(0), "iteration_000");
-        let l = Layout::new("d", 1000, 1200);
-        assert_eq!(l.member_name(7), "member_0007");
-        assert_eq!(l.iteration_name(12), "iteration_0012");
-        assert_eq!(l.member_name(1000), "member_1000");
-    }
 
     #[test]
     fn floats_round_trip_bit_for_bit() {
@@ -620,6 +550,7 @@ mod tests {
             classify(dir.path(), 2),
             MemberState::Failed {
                 malformed: false,
+                values: Some(_),
                 ..
             }
         ));

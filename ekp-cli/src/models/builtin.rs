@@ -13,13 +13,13 @@ use nalgebra::DVector;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::command_model::{CommandModel, CommandOptions};
 use crate::config::{Calibration, ModelSpec, ObservationSpec};
 use crate::error::InputError;
+use crate::models::command;
 
 /// Where one model parameter's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Source {
+pub(crate) enum Source {
     /// Entry of the calibration's flat parameter vector.
     Calibrated(usize),
     /// A fixed value from `model.fixed`.
@@ -29,7 +29,7 @@ enum Source {
 impl Source {
     /// This model parameter's value, given the calibration parameter at index
     /// `k` (`None`: out of range, which yields NaN, a failed member).
-    fn value(self, calibrated: impl Fn(usize) -> Option<f64>) -> f64 {
+    pub(crate) fn value(self, calibrated: impl Fn(usize) -> Option<f64>) -> f64 {
         match self {
             Source::Calibrated(k) => calibrated(k).unwrap_or(f64::NAN),
             Source::Fixed(v) => v,
@@ -41,8 +41,8 @@ impl Source {
 /// parameter vector and fixed values.
 pub struct MappedModel {
     inner: Arc<dyn MemberModel>,
-    sources: Vec<Source>,
-    calibrated: usize,
+    pub(crate) sources: Vec<Source>,
+    pub(crate) calibrated: usize,
 }
 
 impl MappedModel {
@@ -152,19 +152,11 @@ fn map_by_name(
 }
 
 impl BuiltModel {
-    /// Build the model of `cal`, evaluated as `execution` says (a `command`
-    /// model with its member folders under `ekp-output/`).
+    /// Build the model of `cal`, evaluated as `execution` says. A `command`
+    /// model is a stand-in here (it runs through
+    /// [`crate::models::command::CommandEvaluator`]): its outputs are NaN, and
+    /// it serves to check the data's dimension.
     pub fn new(cal: &Calibration, execution: Execution) -> Result<Self, InputError> {
-        Self::with_command_options(cal, execution, &CommandOptions::default())
-    }
-
-    /// Like [`new`](Self::new); a `command` model runs its members as
-    /// `command` says (member folders, time limit).
-    pub fn with_command_options(
-        cal: &Calibration,
-        execution: Execution,
-        command: &CommandOptions,
-    ) -> Result<Self, InputError> {
         let bad_model = |e: ekp_models::ModelsError| InputError::Invalid {
             file: cal.source.clone(),
             key: "model".into(),
@@ -198,8 +190,8 @@ impl BuiltModel {
                 let sources = (0..cal.prior.dim()).map(Source::Calibrated).collect();
                 (m, None, sources)
             }
-            ModelSpec::Command(spec) => {
-                let m = Arc::new(CommandModel::new(cal, spec, command)?);
+            ModelSpec::Command(_) => {
+                let m = Arc::new(command::Outputs::new(cal)?);
                 let sources = (0..cal.prior.dim()).map(Source::Calibrated).collect();
                 (m, None, sources)
             }
@@ -314,73 +306,5 @@ fn resize_scalar(n: &NoiseCovariance, d: usize) -> NoiseCovariance {
             dim: d,
         },
         other => other.clone(),
-    }
-}
-
-/// Lorenz 96 on a GPU (`--backend gpu`), with the calibration's parameters
-/// mapped onto the model's `[F, A]` as for the CPU backends.
-pub struct GpuModel {
-    gpu: ekp_gpu::Lorenz96Gpu,
-    sources: Vec<Source>,
-    calibrated: usize,
-}
-
-impl GpuModel {
-    /// The GPU model of `built` (which must be a Lorenz 96 calibration).
-    pub fn new(
-        cal: &Calibration,
-        built: &BuiltModel,
-        precision: ekp_gpu::Precision,
-    ) -> anyhow::Result<Self> {
-        let ModelSpec::Lorenz96 { config, .. } = &cal.model else {
-            return Err(InputError::Argument(format!(
-                "--backend gpu runs the lorenz96 model only; this calibration's model is {} \
-                 (use --backend threads)",
-                cal.model.kind()
-            ))
-            .into());
-        };
-        let gpu = ekp_gpu::Lorenz96Gpu::new(config.clone(), precision)
-            .map_err(crate::bench::gpu_error)?;
-        Ok(Self {
-            gpu,
-            sources: built.ensemble.model.sources.clone(),
-            calibrated: built.ensemble.model.calibrated,
-        })
-    }
-
-    /// The adapter the model runs on.
-    pub fn adapter_info(&self) -> &ekp_gpu::AdapterInfo {
-        self.gpu.adapter_info()
-    }
-}
-
-impl ekp_core::ForwardModel for GpuModel {
-    fn name(&self) -> &str {
-        "lorenz96 (gpu)"
-    }
-    fn parameter_dim(&self) -> usize {
-        self.calibrated
-    }
-    fn output_dim(&self) -> usize {
-        self.gpu.output_dim()
-    }
-    fn evaluate_into(
-        &self,
-        params: &nalgebra::DMatrix<f64>,
-        out: &mut nalgebra::DMatrix<f64>,
-    ) -> Result<(), ekp_core::ModelError> {
-        self.evaluate_into_with_progress(params, out, &|_| {})
-    }
-    fn evaluate_into_with_progress(
-        &self,
-        params: &nalgebra::DMatrix<f64>,
-        out: &mut nalgebra::DMatrix<f64>,
-        progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<(), ekp_core::ModelError> {
-        let mapped = nalgebra::DMatrix::from_fn(self.sources.len(), params.ncols(), |i, j| {
-            self.sources[i].value(|k| params.get((k, j)).copied())
-        });
-        self.gpu.evaluate_into_with_progress(&mapped, out, progress)
     }
 }

@@ -415,7 +415,7 @@ pub fn priors_from_str(text: &str, file: &str) -> Result<Vec<ParameterPrior>, In
 }
 
 /// An EKP.jl parameter TOML file as a table (the template of member files
-/// written in EKP.jl's layout, see [`crate::layout::ParameterFiles`]).
+/// written in EKP.jl's layout, see [`crate::config::ParameterFiles`]).
 pub fn table_from_file(path: &Path) -> Result<toml::Table, InputError> {
     let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
         path: path.to_path_buf(),

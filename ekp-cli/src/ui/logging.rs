@@ -40,11 +40,17 @@ pub fn init(verbose: u8, quiet: bool) {
 /// Logs each iteration of a run at debug level (`-vv`).
 pub struct LogObserver;
 
-impl crate::run::Observer for LogObserver {
-    fn evaluation_started(&mut self, iteration: usize, members: usize) {
-        tracing::debug!(iteration, members, "evaluating ensemble");
+impl crate::driver::Observer for LogObserver {
+    fn evaluation_started(
+        &mut self,
+        iteration: usize,
+        to_run: usize,
+        members: usize,
+    ) -> crate::error::Result<()> {
+        tracing::debug!(iteration, to_run, members, "evaluating ensemble");
+        Ok(())
     }
-    fn iteration_done(&mut self, row: &crate::run::IterationRow) {
+    fn iteration_done(&mut self, row: &crate::folder::IterationRow) -> crate::error::Result<()> {
         tracing::debug!(
             iteration = row.iteration,
             dt = row.dt,
@@ -52,5 +58,6 @@ impl crate::run::Observer for LogObserver {
             failed = row.failed.len(),
             "ensemble done"
         );
+        Ok(())
     }
 }

@@ -24,27 +24,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::cli::Backend;
-use crate::error::InputError;
+use crate::error::{InputError, Result};
+use crate::models::gpu::gpu_error;
+use crate::models::{Backend, Precision};
 
-/// Floating-point precision of the GPU kernels (the CPU backends compute in f64).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PrecisionArg {
-    /// 32-bit floats (every adapter).
-    F32,
-    /// 64-bit floats (adapters with SHADER_F64, e.g. Mesa's lavapipe).
-    F64,
-}
+pub mod update;
 
-impl PrecisionArg {
-    /// The `ekp-gpu` precision.
-    pub fn gpu(self) -> ekp_gpu::Precision {
-        match self {
-            PrecisionArg::F32 => ekp_gpu::Precision::F32,
-            PrecisionArg::F64 => ekp_gpu::Precision::F64,
-        }
-    }
-}
+/// Where the report lines go (the command prints them).
+pub type Say<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// The CPU integrator `bench` measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -76,7 +63,7 @@ pub struct BenchArgs {
     pub steps: usize,
     /// GPU precision (default f32); the CPU backends compute in f64 only.
     #[arg(long, value_enum)]
-    pub precision: Option<PrecisionArg>,
+    pub precision: Option<Precision>,
     /// Threads for `--backend threads` and --update (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -96,7 +83,7 @@ pub struct BenchArgs {
     pub update: bool,
     /// --update: the process to time.
     #[arg(long, value_enum, value_name = "KIND", requires = "update")]
-    pub process: Option<crate::bench_update::UpdateProcessArg>,
+    pub process: Option<update::UpdateProcessArg>,
     /// --update: parameters p.
     #[arg(long, value_name = "P", default_value_t = 100, requires = "update")]
     pub parameters: usize,
@@ -119,17 +106,6 @@ pub struct BenchArgs {
     /// comparison; at most 20 000 outputs).
     #[arg(long, requires = "update")]
     pub dense: bool,
-}
-
-/// Map a GPU error to bad input (no adapter, no f64: the user must change
-/// something) or a runtime failure.
-pub fn gpu_error(e: ekp_gpu::GpuError) -> anyhow::Error {
-    match e {
-        ekp_gpu::GpuError::NoAdapter { .. } | ekp_gpu::GpuError::F64Unsupported { .. } => {
-            InputError::Argument(format!("--backend gpu: {e}")).into()
-        }
-        other => anyhow::Error::new(other).context("GPU backend failed"),
-    }
 }
 
 fn parameters(members: usize) -> DMatrix<f64> {
@@ -216,9 +192,9 @@ fn integrate_lanes<const L: usize>(
 }
 
 /// Run the benchmark and print its report.
-pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+pub fn bench(args: &BenchArgs, say: Say<'_>) -> Result<()> {
     let Some(backend) = args.backend.filter(|_| !args.update) else {
-        return crate::bench_update::bench_update(&args);
+        return update::bench_update(args, say);
     };
     if args.members == 0 || args.steps == 0 {
         return Err(InputError::Argument("--members and --steps must be at least 1".into()).into());
@@ -235,7 +211,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let member_steps = args.members as f64 * args.steps as f64;
     let rate = match backend {
         Backend::Serial | Backend::Threads => {
-            if args.precision == Some(PrecisionArg::F32) {
+            if args.precision == Some(Precision::F32) {
                 return Err(InputError::Argument(
                     "--precision f32: the CPU backends compute in f64 only".into(),
                 )
@@ -255,11 +231,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 KernelArg::Lanes => format!("lanes kernel, {lanes} members side by side"),
                 KernelArg::PerMember => "per-member kernel".to_string(),
             };
-            println!(
+            say(&format!(
                 "backend: {} ({} thread(s), f64, {kernel})",
                 if threads { "threads" } else { "serial" },
                 pool.current_num_threads()
-            );
+            ));
             let steps = args.steps;
             let start = Instant::now();
             let checksum = pool.install(|| match (args.kernel, lanes) {
@@ -270,30 +246,30 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 (KernelArg::Lanes, _) => integrate_lanes::<LANES>(&model, &params, steps, threads),
             });
             let elapsed = start.elapsed();
-            println!("checksum: {checksum:.6e}");
-            println!("elapsed: {:.3} s", elapsed.as_secs_f64());
+            say(&format!("checksum: {checksum:.6e}"));
+            say(&format!("elapsed: {:.3} s", elapsed.as_secs_f64()));
             member_steps / elapsed.as_secs_f64()
         }
         Backend::Gpu => {
-            let precision = args.precision.unwrap_or(PrecisionArg::F32).gpu();
+            let precision = args.precision.unwrap_or(Precision::F32).gpu();
             let gpu = ekp_gpu::Lorenz96Gpu::new(config, precision).map_err(gpu_error)?;
             let info = gpu.adapter_info();
-            println!("backend: gpu ({precision})");
-            println!("adapter: {info}");
+            say(&format!("backend: gpu ({precision})"));
+            say(&format!("adapter: {info}"));
             let stats = gpu.integrate_only(&params, args.steps).map_err(gpu_error)?;
-            println!(
+            say(&format!(
                 "elapsed: {:.3} s in {} dispatch(es), {} chunk(s)",
                 stats.elapsed.as_secs_f64(),
                 stats.dispatches,
                 stats.chunks
-            );
+            ));
             stats.member_steps_per_second()
         }
     };
-    println!(
+    say(&format!(
         "members: {}, steps: {}, sites: 36",
         args.members, args.steps
-    );
-    println!("member-steps/s: {rate:.4e}");
+    ));
+    say(&format!("member-steps/s: {rate:.4e}"));
     Ok(())
 }

@@ -17,7 +17,6 @@
 //! `ekp-cli/assets/DejaVuSans-LICENSE.txt`) rasterised in pure Rust, so PNGs
 //! have their labels on any machine: no system fonts or fontconfig needed.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -30,13 +29,11 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::config::{Calibration, ObservationSpec};
-use crate::error::InputError;
-use crate::output::write_atomic;
-use crate::run::RunOutput;
+use crate::folder::{IterationRow, RunFolder, results};
+use crate::io::write_atomic;
 
 /// The embedded font (DejaVu Sans).
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// The family name the font is registered under.
 const FAMILY: &str = "sans-serif";
 /// The size of one figure panel, in pixels.
@@ -73,61 +70,15 @@ fn constrained_history(ekp: &EnsembleKalmanProcess) -> Vec<DMatrix<f64>> {
 }
 
 impl PlotData {
-    /// The data of a finished run.
-    pub fn from_run(cal: &Calibration, run: &RunOutput) -> Self {
-        let ekp = &run.ekp;
-        let obs = ekp.observation_series().all_stacked();
-        let truth = match &cal.observations {
-            ObservationSpec::Truth { theta, .. } => Some(theta.iter().copied().collect()),
-            ObservationSpec::Given { .. } => None,
-        };
-        Self {
-            names: ekp.prior().flat_names(),
-            loss: run
-                .rows
-                .iter()
-                .map(|r| (r.iteration, r.metrics.loss))
-                .collect(),
-            ensembles: constrained_history(ekp),
-            truth,
-            y: obs.values().iter().copied().collect(),
-            y_std: obs
-                .noise()
-                .dense()
-                .diagonal()
-                .iter()
-                .map(|v| v.sqrt())
-                .collect(),
-            outputs: Some((ekp.iterations(), run.final_g.clone())),
-        }
-    }
-
-    /// The data of a run folder: `state.toml` (required), and where present
-    /// `observations.toml` (data and truth), `history.csv` (the misfit of
-    /// every evaluated ensemble) and `outputs.csv` (outputs). Works on a
-    /// folder of `run`, and on a file-workflow folder at any stage.
-    /// Returns the process too (read from `state.toml`).
-    pub fn from_dir(dir: &Path) -> Result<(EnsembleKalmanProcess, Self), InputError> {
-        let state_path = dir.join("state.toml");
-        let text = std::fs::read_to_string(&state_path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                InputError::Argument(format!(
-                    "{}: not a run folder: state.toml is missing (made by `ekp-cli run` or \
-                     `ekp-cli init`)",
-                    dir.display()
-                ))
-            } else {
-                InputError::Read {
-                    path: state_path.clone(),
-                    source,
-                }
-            }
-        })?;
-        let ekp: EnsembleKalmanProcess = toml::from_str(&text).map_err(|e| InputError::Parse {
-            file: state_path.display().to_string(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-        let names = ekp.prior().flat_names();
+    /// The data of a calibration folder: the process `ekp`, the rows of its
+    /// evaluated ensembles, the newest outputs (with their iteration), and
+    /// the data and truth from `observations.toml` where it can be read.
+    pub fn new(
+        folder: &RunFolder,
+        ekp: &EnsembleKalmanProcess,
+        rows: &[IterationRow],
+        outputs: Option<(usize, DMatrix<f64>)>,
+    ) -> Self {
         let obs = ekp.observation_series().all_stacked();
         let mut y: Vec<f64> = obs.values().iter().copied().collect();
         let mut y_std: Vec<f64> = obs
@@ -137,115 +88,31 @@ impl PlotData {
             .iter()
             .map(|v| v.sqrt())
             .collect();
+        let file = crate::io::read_text(&folder.dir.join(results::OBSERVATIONS_FILE))
+            .ok()
+            .and_then(|t| toml::from_str::<results::ObservationsRead>(&t).ok());
         let mut truth = None;
-        let obs_path = dir.join("observations.toml");
-        if let Ok(text) = std::fs::read_to_string(&obs_path) {
-            let file: ObservationsFile = toml::from_str(&text).map_err(|e| InputError::Parse {
-                file: obs_path.display().to_string(),
-                message: e.to_string().trim_end().to_string(),
-            })?;
+        if let Some(file) = file {
             if file.values.len() == y.len() {
-                y = file.values;
                 if file.covariance.len() == y.len() {
                     y_std = (0..y.len())
                         .map(|i| file.covariance[i].get(i).copied().unwrap_or(0.0).sqrt())
                         .collect();
                 }
+                y.clone_from(&file.values);
             }
-            if let Some(t) = file.truth {
-                let mut flat = Vec::with_capacity(names.len());
-                for p in ekp.prior().parameters() {
-                    match t.get(p.name()) {
-                        Some(toml::Value::Float(v)) => flat.push(*v),
-                        Some(toml::Value::Integer(v)) => flat.push(*v as f64),
-                        Some(toml::Value::Array(a)) => {
-                            flat.extend(a.iter().filter_map(|v| v.as_float()));
-                        }
-                        _ => {}
-                    }
-                }
-                if flat.len() == names.len() {
-                    truth = Some(flat);
-                }
-            }
+            truth = file.truth_flat(ekp.prior());
         }
-        let loss = match std::fs::read_to_string(dir.join("history.csv")) {
-            Ok(text) => history_loss(&text),
-            Err(_) => ekp
-                .metrics_history()
-                .iter()
-                .enumerate()
-                .map(|(k, m)| (k, m.loss))
-                .collect(),
-        };
-        let outputs = match std::fs::read_to_string(dir.join("outputs.csv")) {
-            Ok(text) => newest_outputs(&text, y.len()),
-            Err(_) => None,
-        }
-        .or_else(|| {
-            ekp.g_history()
-                .last()
-                .map(|g| (ekp.g_history_start() + ekp.g_history().len() - 1, g.clone()))
-        });
-        let data = Self {
-            names,
-            loss,
-            ensembles: constrained_history(&ekp),
+        Self {
+            names: ekp.prior().flat_names(),
+            loss: rows.iter().map(|r| (r.iteration, r.metrics.loss)).collect(),
+            ensembles: constrained_history(ekp),
             truth,
             y,
             y_std,
             outputs,
-        };
-        Ok((ekp, data))
+        }
     }
-}
-
-/// The parts of `observations.toml` the plots use.
-#[derive(serde::Deserialize)]
-struct ObservationsFile {
-    values: Vec<f64>,
-    #[serde(default)]
-    covariance: Vec<Vec<f64>>,
-    truth: Option<BTreeMap<String, toml::Value>>,
-}
-
-/// `(iteration, loss)` from `history.csv` (rows that do not parse are skipped).
-fn history_loss(text: &str) -> Vec<(usize, f64)> {
-    let mut lines = text.lines();
-    let Some(header) = lines.next() else {
-        return Vec::new();
-    };
-    let cols: Vec<&str> = header.split(',').collect();
-    let (Some(ik), Some(il)) = (
-        cols.iter().position(|c| *c == "iteration"),
-        cols.iter().position(|c| *c == "loss"),
-    ) else {
-        return Vec::new();
-    };
-    lines
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Some((f.get(ik)?.parse().ok()?, f.get(il)?.parse().ok()?))
-        })
-        .collect()
-}
-
-/// The newest iteration's outputs from `outputs.csv` (`d` values a member).
-fn newest_outputs(text: &str, d: usize) -> Option<(usize, DMatrix<f64>)> {
-    let rows: Vec<(usize, Vec<f64>)> = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            let k: usize = f.next()?.parse().ok()?;
-            let _member = f.next()?;
-            let v: Vec<f64> = f.filter_map(|x| x.parse().ok()).collect();
-            (v.len() == d).then_some((k, v))
-        })
-        .collect();
-    let k = rows.iter().map(|r| r.0).max()?;
-    let cols: Vec<&Vec<f64>> = rows.iter().filter(|r| r.0 == k).map(|r| &r.1).collect();
-    Some((k, DMatrix::from_fn(d, cols.len(), |i, j| cols[j][i])))
 }
 
 /// Register the embedded font with plotters (once).

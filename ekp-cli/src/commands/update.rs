@@ -1,0 +1,94 @@
+//! `ekp-cli update`.
+
+use crate::cli::UpdateArgs;
+use crate::driver::Advance;
+use crate::error::Result;
+use crate::folder::RunFolder;
+use crate::report::{Format, ReportObserver};
+use crate::workflow::update::{UpdateOptions, Updated, update as run_update};
+
+use super::say;
+
+pub(super) fn update(args: UpdateArgs) -> Result<()> {
+    let options = UpdateOptions {
+        iteration: args.iteration,
+        rewind_to: args.rewind_to,
+        allow_missing: args.allow_missing,
+    };
+    let mut report = ReportObserver::new(Format::Both);
+    let updated = run_update(&args.dir, options, vec![&mut report])?;
+    let (advance, problems, rewound) = match updated {
+        Updated::Nothing(why) => {
+            say(&format!("nothing to do: {why}"));
+            return Ok(());
+        }
+        Updated::Step {
+            advance,
+            problems,
+            rewound,
+        } => (advance, problems, rewound),
+    };
+    if let (Some(aside), Some(k)) = (rewound, args.rewind_to) {
+        say(&format!(
+            "rewound to iteration {k}; later iterations moved to {}",
+            aside.display()
+        ));
+    }
+    let folder = RunFolder::open(&args.dir)?;
+    let n = folder.cal.ensemble_size;
+    match advance {
+        Advance::Updated { next, record } => {
+            let k = record.iteration;
+            if !problems.is_empty() {
+                eprintln!(
+                    "{}: {} of {n} members failed or are missing; the failure policy handles \
+                     them:\n  {}",
+                    folder.layout.iteration_name(k),
+                    n - record.done,
+                    problems.join("\n  ")
+                );
+            }
+            say(&format!(
+                "update {k} applied: Δt = {:.4e}, loss {:.4e}, {}/{n} members; wrote {}'s \
+                 parameter files and {}",
+                record.dt.unwrap_or(f64::NAN),
+                record.metrics.loss,
+                record.done,
+                folder.layout.iteration_name(k + 1),
+                folder.state_path().display()
+            ));
+            if k + 1 >= folder.cal.iterations || next.is_terminated() {
+                say(&format!(
+                    "next: run {} (the final ensemble), then `ekp-cli update` once more to complete",
+                    folder.layout.iteration_name(k + 1)
+                ));
+            }
+        }
+        Advance::Completed {
+            ekp,
+            record,
+            terminated_early,
+        } => {
+            if !problems.is_empty() {
+                eprintln!(
+                    "{}: {} of {n} members failed or are missing:\n  {}",
+                    folder.layout.iteration_name(record.iteration),
+                    n - record.done,
+                    problems.join("\n  ")
+                );
+            }
+            say(&format!(
+                "calibration complete: {} updates applied{}, final loss {:.4e}; results in {}",
+                ekp.iterations(),
+                if terminated_early {
+                    " (the scheduler reached its terminal time)"
+                } else {
+                    ""
+                },
+                record.metrics.loss,
+                folder.dir.join("result.toml").display()
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,402 @@
+//! `command` models: any executable, one process per member.
+//!
+//! ```toml
+//! [model]
+//! kind = "command"
+//! program = "./model.sh"          # relative to the calibration file's folder; a bare name is looked up on PATH
+//! args = ["--fast", "{parameters}", "{output}"]   # optional; default ["{parameters}", "{output}"]
+//! timeout = 600.0                 # optional: seconds per member (`--member-timeout` overrides)
+//! env = { OMP_NUM_THREADS = "1" } # optional: extra environment variables
+//! ```
+//!
+//! Each member runs in its own folder (`DIR/iteration_000/member_001/`, see
+//! [`crate::folder::layout`]) as the working directory. It reads `parameters.toml`
+//! (each parameter by name, constrained values, vectors as arrays) and writes
+//! `output.toml` (`values = [...]`, as many as there are observations). The
+//! program is started directly with its arguments as a list — never through a
+//! shell — with stdin closed and stdout/stderr going to `stdout.log` and
+//! `stderr.log` in the member folder. It gets:
+//!
+//! | placeholder in `args` | environment variable | value |
+//! |---|---|---|
+//! | `{parameters}` | `EKP_PARAMETERS` | absolute path of `parameters.toml` |
+//! | `{output}` | `EKP_OUTPUT` | absolute path of `output.toml` (to write) |
+//! | `{member}` | `EKP_MEMBER` | member number, from 1 |
+//! | `{iteration}` | `EKP_ITERATION` | iteration number, from 0 |
+//! | `{member_dir}` | `EKP_MEMBER_DIR` | absolute path of the member folder |
+//! | `{dir}` | `EKP_DIR` | absolute path of the calibration folder |
+//!
+//! A member fails when its program cannot be started, exits non-zero or is
+//! killed, runs past its time limit (its whole process group gets SIGTERM,
+//! then SIGKILL after a grace of 5 s), or leaves a missing, unreadable, non-finite or wrong-length
+//! `output.toml`. ekp records what happened in `status.toml`; a failed member
+//! becomes a NaN column and the failure policy deals with it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use ekp_models::MemberModel;
+use nalgebra::DMatrix;
+
+use crate::config::{Calibration, CommandSpec, ObservationSpec};
+use crate::driver::Evaluator;
+use crate::error::{Error, InputError};
+use crate::folder::RunFolder;
+use crate::folder::member::{
+    self, MemberRecord, OUTPUT_FILE, OutputProblem, PARAMETERS_FILE, RecordStatus, STDERR_FILE,
+    STDOUT_FILE,
+};
+
+/// How long a member's process group gets to end after SIGTERM (at its time
+/// limit, or when ekp is stopped) before SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Which member of which calibration is run, and where.
+#[derive(Debug, Clone)]
+pub struct MemberJob<'a> {
+    /// The calibration folder.
+    pub dir: &'a Path,
+    /// The member's folder (holds `parameters.toml`).
+    pub member_dir: &'a Path,
+    /// Iteration, from 0.
+    pub iteration: usize,
+    /// Member, from 1.
+    pub member: usize,
+    /// Number of outputs expected.
+    pub outputs: usize,
+    /// Time limit.
+    pub timeout: Option<Duration>,
+}
+
+/// How one member's run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberOutcome {
+    /// Its outputs.
+    Done(Vec<f64>),
+    /// Why it failed (also in its `status.toml`).
+    Failed(String),
+}
+
+/// Replace each `{name}` of `vars` in `arg`, in one pass: a value is never
+/// searched again (a path holding `{member}` stays as it is).
+fn substitute(arg: &str, vars: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    'scan: while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        for (name, value) in vars {
+            if let Some(after) = tail
+                .strip_prefix('{')
+                .and_then(|t| t.strip_prefix(name))
+                .and_then(|t| t.strip_prefix('}'))
+            {
+                out.push_str(value);
+                rest = after;
+                continue 'scan;
+            }
+        }
+        out.push('{');
+        rest = &tail[1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn describe_exit(status: ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return format!("was killed by signal {sig}");
+        }
+    }
+    match status.code() {
+        Some(c) => format!("exited with status {c}"),
+        None => "ended abnormally".into(),
+    }
+}
+
+/// Stop the child and every process in its process group: SIGTERM, up to
+/// [`GRACE`] to end, then SIGKILL; and reap it.
+pub fn stop_group(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        // The child leads its own process group (see `run_member`): signal
+        // the whole group, so a shell script's own children end with it.
+        let group = i32::try_from(child.id()).ok().map(Pid::from_raw);
+        if let Some(g) = group {
+            let _ = killpg(g, Signal::SIGTERM);
+            let start = Instant::now();
+            while start.elapsed() < GRACE {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // The leader may be gone while others of its group live on.
+            let _ = killpg(g, Signal::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Wait for the child, at most `timeout`. `Ok(None)`: it timed out (and was killed).
+fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Option<Duration>,
+) -> std::io::Result<Option<ExitStatus>> {
+    let Some(limit) = timeout else {
+        return child.wait().map(Some);
+    };
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= limit {
+            stop_group(child);
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(limit - elapsed));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Run one member's program in its folder, wait for it (at most the time
+/// limit), read its output and record the outcome in its `status.toml`.
+///
+/// Never fails: every problem is a failed member. Only a record that cannot be
+/// written is reported (as a warning): the outcome is returned anyway.
+pub fn run_member(spec: &CommandSpec, program: &Path, job: &MemberJob<'_>) -> MemberOutcome {
+    let started = Instant::now();
+    let member_dir = std::path::absolute(job.member_dir).unwrap_or(job.member_dir.to_path_buf());
+    let dir = std::path::absolute(job.dir).unwrap_or(job.dir.to_path_buf());
+    let output = member_dir.join(OUTPUT_FILE);
+    // Leftovers of an earlier run of this member must not be taken for its output.
+    for f in [OUTPUT_FILE, member::STATUS_FILE] {
+        let _ = std::fs::remove_file(member_dir.join(f));
+    }
+    let mut exit_code = None;
+    let result: Result<Vec<f64>, (String, bool)> = (|| {
+        let parameters = member_dir.join(PARAMETERS_FILE);
+        if !parameters.is_file() {
+            return Err((format!("{} is missing", parameters.display()), false));
+        }
+        let log = |name: &str| {
+            std::fs::File::create(member_dir.join(name))
+                .map_err(|e| (format!("cannot create {name}: {e}"), false))
+        };
+        let (stdout, stderr) = (log(STDOUT_FILE)?, log(STDERR_FILE)?);
+        let vars = [
+            ("parameters", parameters.display().to_string()),
+            ("output", output.display().to_string()),
+            ("member", job.member.to_string()),
+            ("iteration", job.iteration.to_string()),
+            ("member_dir", member_dir.display().to_string()),
+            ("dir", dir.display().to_string()),
+        ];
+        let mut cmd = Command::new(program);
+        cmd.args(spec.args.iter().map(|a| substitute(a, &vars)))
+            .current_dir(&member_dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .env("EKP_PARAMETERS", &vars[0].1)
+            .env("EKP_OUTPUT", &vars[1].1)
+            .env("EKP_MEMBER", &vars[2].1)
+            .env("EKP_ITERATION", &vars[3].1)
+            .env("EKP_MEMBER_DIR", &vars[4].1)
+            .env("EKP_DIR", &vars[5].1)
+            .envs(&spec.env);
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| (format!("cannot start {}: {e}", program.display()), false))?;
+        let status = wait_with_timeout(&mut child, job.timeout)
+            .map_err(|e| (format!("cannot wait for the model: {e}"), false))?;
+        let Some(status) = status else {
+            let t = job.timeout.map_or(0.0, |t| t.as_secs_f64());
+            return Err((format!("timed out after {t} s and was killed"), false));
+        };
+        exit_code = status.code();
+        if !status.success() {
+            return Err((
+                format!("{} (see {STDERR_FILE})", describe_exit(status)),
+                false,
+            ));
+        }
+        member::read_output(&output, job.outputs).map_err(|p| {
+            let malformed = matches!(p, OutputProblem::Malformed(_));
+            (p.to_string(), malformed)
+        })
+    })();
+    let (status, reason, malformed) = match &result {
+        Ok(_) => (RecordStatus::Done, None, false),
+        Err((r, m)) => (RecordStatus::Failed, Some(r.clone()), *m),
+    };
+    let record = MemberRecord {
+        status,
+        reason,
+        malformed,
+        exit_code,
+        seconds: started.elapsed().as_secs_f64(),
+        host: crate::io::hostname(),
+    };
+    if member_dir.is_dir()
+        && let Err(e) = record.write(&member_dir)
+    {
+        tracing::warn!("{}: {e:#}", member_dir.display());
+    }
+    match result {
+        Ok(v) => MemberOutcome::Done(v),
+        Err((r, _)) => MemberOutcome::Failed(r),
+    }
+}
+
+/// A command model as the driver's [`Evaluator`]: members run as
+/// processes, `workers` at once, each in its member folder.
+pub struct CommandEvaluator {
+    spec: CommandSpec,
+    program: PathBuf,
+    outputs: usize,
+    timeout: Option<Duration>,
+    pool: rayon::ThreadPool,
+}
+
+impl CommandEvaluator {
+    /// The evaluator of `cal`'s command model `spec`: the program is
+    /// resolved and checked now, before any member runs.
+    pub fn new(
+        cal: &Calibration,
+        spec: &CommandSpec,
+        workers: Option<usize>,
+        timeout: Option<Duration>,
+    ) -> Result<Self, Error> {
+        let program = spec.check_program(&cal.source)?;
+        let outputs = Outputs::new(cal)?.outputs;
+        Ok(Self {
+            spec: spec.clone(),
+            program,
+            outputs,
+            timeout: timeout.or(spec.timeout),
+            pool: crate::models::thread_pool(workers)?,
+        })
+    }
+}
+
+impl Evaluator for CommandEvaluator {
+    fn run_members(
+        &self,
+        folder: &RunFolder,
+        iteration: usize,
+        members: &[usize],
+        _params: &DMatrix<f64>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<(), Error> {
+        use rayon::prelude::*;
+        self.pool.install(|| {
+            members.par_iter().for_each(|&number| {
+                let member_dir = folder.layout.member_dir(iteration, number);
+                let job = MemberJob {
+                    dir: &folder.dir,
+                    member_dir: &member_dir,
+                    iteration,
+                    member: number,
+                    outputs: self.outputs,
+                    timeout: self.timeout,
+                };
+                if let MemberOutcome::Failed(reason) = run_member(&self.spec, &self.program, &job) {
+                    tracing::warn!(
+                        "{} failed: {reason}",
+                        folder.layout.member_label(iteration, number)
+                    );
+                }
+                progress(1);
+            });
+        });
+        Ok(())
+    }
+}
+
+/// The outputs of a command model, as a [`MemberModel`] stand-in that only
+/// knows their number (the data must be given: a command model cannot
+/// generate synthetic data). Its evaluations are NaN.
+pub struct Outputs {
+    names: Vec<String>,
+    parameters: usize,
+    outputs: usize,
+}
+
+impl Outputs {
+    /// The stand-in for `cal`'s command model.
+    pub fn new(cal: &Calibration) -> Result<Self, InputError> {
+        let outputs = match &cal.observations {
+            ObservationSpec::Given { values, .. } => values.len(),
+            ObservationSpec::Truth { .. } => {
+                return Err(InputError::Invalid {
+                    file: cal.source.clone(),
+                    key: "observations.truth".into(),
+                    message: "a command model cannot generate synthetic data: give `values`".into(),
+                });
+            }
+        };
+        Ok(Self {
+            names: cal.prior.flat_names(),
+            parameters: cal.prior.dim(),
+            outputs,
+        })
+    }
+}
+
+impl MemberModel for Outputs {
+    fn name(&self) -> &str {
+        "command"
+    }
+    fn parameter_names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+    fn parameter_dim(&self) -> usize {
+        self.parameters
+    }
+    fn output_dim(&self) -> usize {
+        self.outputs
+    }
+    fn evaluate_member(&self, _member: usize, _theta: &[f64], out: &mut [f64]) {
+        out.fill(f64::NAN);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn placeholders_are_substituted() {
+        let vars = [("member", "3".to_string()), ("output", "/o.toml".into())];
+        assert_eq!(substitute("--out={output}", &vars), "--out=/o.toml");
+        assert_eq!(substitute("{member}{member}", &vars), "33");
+        assert_eq!(substitute("{other}", &vars), "{other}");
+        // One pass: a substituted value is not searched again.
+        let vars = [
+            ("output", "/runs/x{member}/o.toml".to_string()),
+            ("member", "3".into()),
+        ];
+        assert_eq!(
+            substitute("{output}:{member}", &vars),
+            "/runs/x{member}/o.toml:3"
+        );
+        assert_eq!(substitute("{{member}}", &vars), "{3}");
+    }
+}

@@ -1,0 +1,274 @@
+//! Building the model a calibration runs, and running its members: the
+//! [`Evaluator`]s the driver calls.
+//!
+//! | module | models |
+//! |---|---|
+//! | [`builtin`] | Lorenz 96, linear, sinusoid, in this process on CPU threads; the data (given or generated at the truth) |
+//! | [`command`] | any executable, one process per member, run in its member folder |
+//! | [`gpu`] | Lorenz 96 on a GPU through wgpu |
+//!
+//! Every way of running a member records the same outcome in its member
+//! folder (`output.toml`, `status.toml`), so `status`, `update`, `plot` and
+//! `run --resume` do not care how the member ran.
+
+pub mod builtin;
+pub mod command;
+pub mod gpu;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use ekp_core::{ForwardModel, Observation};
+use ekp_models::Execution;
+use nalgebra::DMatrix;
+
+use crate::config::{Calibration, ModelSpec};
+use crate::driver::Evaluator;
+use crate::error::{Error, InputError, Result};
+use crate::folder::RunFolder;
+use crate::folder::member::{self, MemberRecord, RecordStatus};
+use crate::io::{hostname, write_replace};
+
+pub use builtin::BuiltModel;
+
+/// Where the ensemble runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// One member after another on one thread.
+    Serial,
+    /// Members in parallel on CPU threads (rayon); same results as serial.
+    Threads,
+    /// All members of a Lorenz 96 model on a GPU through wgpu (Vulkan, Metal,
+    /// DX12 or GL; Mesa's lavapipe on machines without a GPU). An error, never a
+    /// fallback, when no adapter is found.
+    Gpu,
+}
+
+/// Floating-point precision of the GPU kernels (the CPU backends compute in f64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    /// 32-bit floats (every adapter).
+    F32,
+    /// 64-bit floats (adapters with SHADER_F64, e.g. Mesa's lavapipe).
+    F64,
+}
+
+impl Precision {
+    /// The `ekp-gpu` precision.
+    pub fn gpu(self) -> ekp_gpu::Precision {
+        match self {
+            Precision::F32 => ekp_gpu::Precision::F32,
+            Precision::F64 => ekp_gpu::Precision::F64,
+        }
+    }
+}
+
+/// The most threads or member processes ekp starts at once.
+pub const MAX_WORKERS: usize = 4096;
+
+/// How the members run: the settings of `run` and `forward`, validated.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where built-in models run.
+    pub backend: Backend,
+    /// GPU precision (`--backend gpu` only).
+    pub precision: Option<Precision>,
+    /// Threads for `--backend threads` (default: one per core).
+    pub threads: Option<usize>,
+    /// Member processes at once for command models (default: one per core).
+    pub jobs: Option<usize>,
+    /// Time limit of a command model's member (overrides `model.timeout`).
+    pub member_timeout: Option<Duration>,
+}
+
+impl RunOptions {
+    /// Serial, defaults otherwise (for `forward` of one member).
+    pub fn serial() -> Self {
+        Self {
+            backend: Backend::Serial,
+            precision: None,
+            threads: None,
+            jobs: None,
+            member_timeout: None,
+        }
+    }
+
+    /// Check the options against the calibration's model before any work.
+    pub fn check(&self, cal: &Calibration) -> Result<(), InputError> {
+        let arg = |m: String| Err(InputError::Argument(m));
+        if self.precision.is_some() && self.backend != Backend::Gpu {
+            return arg(
+                "--precision applies to --backend gpu; the CPU backends compute in f64".into(),
+            );
+        }
+        for (flag, v) in [("--threads", self.threads), ("--jobs", self.jobs)] {
+            match v {
+                Some(0) => return arg(format!("{flag} must be at least 1")),
+                Some(n) if n > MAX_WORKERS => {
+                    return arg(format!("{flag} {n}: at most {MAX_WORKERS}"));
+                }
+                _ => {}
+            }
+        }
+        let is_command = matches!(cal.model, ModelSpec::Command(_));
+        if !is_command && (self.jobs.is_some() || self.member_timeout.is_some()) {
+            return arg(format!(
+                "--jobs and --member-timeout apply to command models; this model is {} \
+                 (use --threads)",
+                cal.model.kind()
+            ));
+        }
+        if is_command && self.backend == Backend::Gpu {
+            return arg(
+                "--backend gpu runs the built-in lorenz96 model; a command model runs its \
+                 members as processes (use --jobs)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The CPU execution of the backend (the GPU backend still builds the
+    /// CPU model: it generates the truth data).
+    pub fn execution(&self) -> Execution {
+        match self.backend {
+            Backend::Serial | Backend::Gpu => Execution::Serial,
+            Backend::Threads => Execution::Threads,
+        }
+    }
+}
+
+/// The data of `cal`: as given, or generated from the model at the truth.
+pub fn observation(cal: &Calibration) -> Result<Observation, InputError> {
+    BuiltModel::new(cal, Execution::Serial)?.observation(cal)
+}
+
+/// The evaluator of `cal`'s model under `options`, and a description of
+/// where it runs (`threads`, `gpu on llvmpipe (...)`).
+pub fn evaluator(cal: &Calibration, options: &RunOptions) -> Result<(Box<dyn Evaluator>, String)> {
+    options.check(cal)?;
+    if let ModelSpec::Command(spec) = &cal.model {
+        let workers = options.jobs.or(options.threads);
+        let ev = command::CommandEvaluator::new(cal, spec, workers, options.member_timeout)?;
+        return Ok((Box::new(ev), format!("{} processes", ev_jobs(workers))));
+    }
+    let built = BuiltModel::new(cal, options.execution())?;
+    let pool = thread_pool(options.threads)?;
+    match options.backend {
+        Backend::Serial | Backend::Threads => {
+            let name = options.execution().to_string();
+            Ok((
+                Box::new(InProcess {
+                    model: Box::new(built.ensemble),
+                    pool,
+                }),
+                name,
+            ))
+        }
+        Backend::Gpu => {
+            let precision = options.precision.unwrap_or(Precision::F32).gpu();
+            let g = gpu::GpuModel::new(cal, &built, precision)?;
+            let name = format!("gpu on {}", g.adapter_info());
+            Ok((
+                Box::new(InProcess {
+                    model: Box::new(g),
+                    pool,
+                }),
+                name,
+            ))
+        }
+    }
+}
+
+fn ev_jobs(workers: Option<usize>) -> String {
+    workers.map_or_else(|| "one per core".to_string(), |n| n.to_string())
+}
+
+/// A rayon pool of `threads` threads (default: one per core).
+pub fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .context("cannot start the thread pool")
+        .map_err(Error::from)
+}
+
+/// Members per evaluation chunk of an in-process model: a chunk's outcomes
+/// are recorded together, so an interrupted run loses at most one chunk.
+fn chunk_size(members: usize) -> usize {
+    members.div_ceil(8).clamp(256, 65_536).min(members.max(1))
+}
+
+/// A built-in model run in this process (CPU threads or a GPU): members are
+/// evaluated a chunk at a time, and each member's outputs are recorded.
+struct InProcess {
+    model: Box<dyn ForwardModel + Sync>,
+    pool: rayon::ThreadPool,
+}
+
+impl Evaluator for InProcess {
+    fn run_members(
+        &self,
+        folder: &RunFolder,
+        iteration: usize,
+        members: &[usize],
+        params: &DMatrix<f64>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
+        let d = self.model.output_dim();
+        let size = chunk_size(members.len());
+        for (c, chunk) in members.chunks(size).enumerate() {
+            let started = std::time::Instant::now();
+            let p = params.columns(c * size, chunk.len()).into_owned();
+            let mut out = DMatrix::zeros(d, chunk.len());
+            self.pool
+                .install(|| {
+                    self.model
+                        .evaluate_into_with_progress(&p, &mut out, progress)
+                })
+                .map_err(|e| anyhow::anyhow!("the {} model failed: {e}", self.model.name()))?;
+            let seconds = started.elapsed().as_secs_f64() / chunk.len() as f64;
+            let host = hostname();
+            for (i, &m) in chunk.iter().enumerate() {
+                let values: Vec<f64> = out.column(i).iter().copied().collect();
+                record_in_process(folder, iteration, m, &values, seconds, &host)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Record the outcome of an in-process member: its `output.toml`, then its
+/// `status.toml` (failed when an output is not finite).
+pub fn record_in_process(
+    folder: &RunFolder,
+    iteration: usize,
+    number: usize,
+    values: &[f64],
+    seconds: f64,
+    host: &str,
+) -> Result<()> {
+    let dir = folder.layout.member_dir(iteration, number);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    write_replace(
+        &dir.join(member::OUTPUT_FILE),
+        member::output_toml(values).as_bytes(),
+    )?;
+    let failed = values.iter().any(|v| !v.is_finite());
+    MemberRecord {
+        status: if failed {
+            RecordStatus::Failed
+        } else {
+            RecordStatus::Done
+        },
+        reason: failed.then(|| "the model produced non-finite outputs".to_string()),
+        malformed: false,
+        exit_code: None,
+        seconds,
+        host: host.to_string(),
+    }
+    .write(&dir)?;
+    Ok(())
+}
