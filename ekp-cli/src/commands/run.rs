@@ -91,11 +91,15 @@ pub(super) fn run(args: RunArgs, quiet: bool) -> Result<()> {
             ));
         }
         if let Some(k) = prepared.resumed_at {
-            say(&format!(
-                "resuming {} at iteration {k}",
-                folder.dir.display()
-            ));
             let state = folder.state()?;
+            say(&if folder.is_complete(&state) {
+                format!(
+                    "the calibration in {} is complete; nothing to run",
+                    folder.dir.display()
+                )
+            } else {
+                format!("resuming {} at iteration {k}", folder.dir.display())
+            });
             for row in folder.rows(&state, None) {
                 table.iteration_done(&row)?;
             }

@@ -142,6 +142,9 @@ pub enum Occupant {
         /// Whether the calibration in it completed.
         complete: bool,
     },
+    /// Only a calibration's own files, but no `workflow.toml`: a folder
+    /// whose making was interrupted (it holds no finished step).
+    Partial,
     /// A folder with other things in it (some of them listed).
     Foreign(Vec<String>),
 }
@@ -184,7 +187,14 @@ pub fn inspect(dir: &Path) -> Result<Occupant, InputError> {
             complete,
         });
     }
-    let mut shown: Vec<String> = entries.into_iter().take(5).collect();
+    if entries.iter().all(|e| is_owned(e)) {
+        return Ok(Occupant::Partial);
+    }
+    let mut shown: Vec<String> = entries
+        .into_iter()
+        .filter(|e| !is_owned(e))
+        .take(5)
+        .collect();
     shown.sort();
     Ok(Occupant::Foreign(shown))
 }

@@ -32,6 +32,12 @@ pub fn init(config: &Path, dir: &Path, seed: Option<u64>) -> Result<RunFolder> {
     };
     match folder::inspect(dir)? {
         Occupant::Absent | Occupant::Empty => {}
+        Occupant::Partial => {
+            return Err(refuse(
+                "holds the files of a calibration whose making was interrupted (no \
+                 workflow.toml); remove the folder first",
+            ));
+        }
         Occupant::NotAFolder => return Err(refuse("is a file, not a folder")),
         Occupant::Calibration { .. } => return Err(refuse("is already a calibration folder")),
         Occupant::Foreign(_) => return Err(refuse("exists and is not an empty folder")),

@@ -6,12 +6,17 @@
 //!
 //! | DIR holds | `run` | `run --resume` | `run --overwrite` |
 //! |---|---|---|---|
-//! | nothing, or an empty folder | starts | refused: nothing to resume | starts |
+//! | nothing, or an empty folder | starts | starts (nothing to resume) | starts |
+//! | a calibration whose making was interrupted | starts again | starts again | starts again |
 //! | a file | refused | refused | refused |
 //! | this calibration, finished | replaced (run it again) | nothing to do | replaced |
 //! | this calibration, unfinished | refused: use --resume or --overwrite | continues | replaced |
 //! | another calibration | refused | refused | replaced |
 //! | other files | refused | refused | refused |
+//!
+//! So `run --resume` is always safe to repeat: a job script that says it
+//! starts a calibration the first time and continues it after any
+//! interruption.
 //!
 //! "This calibration" is the same calibration file text (with the seed
 //! written in) as the folder's `config.toml`.
@@ -111,13 +116,9 @@ pub fn prepare(req: &RunRequest, options: &RunOptions) -> Result<Prepared> {
         d = dir.display()
     );
     let (start_fresh, replaced) = match &occupant {
-        Occupant::Absent | Occupant::Empty if req.resume => {
-            return Err(refuse(
-                dir,
-                "holds no calibration to resume (run without --resume to start one)".into(),
-            ));
-        }
-        Occupant::Absent | Occupant::Empty => (true, false),
+        // Nothing finished to resume: `run --resume` starts, so a job script
+        // can always say --resume.
+        Occupant::Absent | Occupant::Empty | Occupant::Partial => (true, false),
         Occupant::Calibration { meta, complete } => {
             let same = meta.config_hash == hash;
             match (req.resume, req.overwrite, same, complete) {
