@@ -32,6 +32,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::constraint::{Constraint, ConstraintRepr};
+pub use crate::error::PriorError;
 use crate::quadrature::logit_normal_moments;
 
 /// Largest unconstrained std the two-bound moment matching will use.
@@ -43,92 +44,6 @@ const MIN_BOUNDED_SIGMA_U: f64 = 1e-8;
 
 /// Below this (estimated) unconstrained std, two-bound targets are matched in closed form.
 const SMALL_SIGMA_U: f64 = 1e-6;
-
-/// Why a prior could not be built.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum PriorError {
-    /// The parameter name is empty.
-    #[error("invalid parameter name {name:?}: names must not be empty")]
-    InvalidName {
-        /// The offending name.
-        name: String,
-    },
-    /// The (constrained or unconstrained) standard deviation is not positive and finite.
-    #[error("parameter `{name}`: std must be positive and finite, got {std}")]
-    InvalidStd {
-        /// Parameter name.
-        name: String,
-        /// The offending std.
-        std: f64,
-    },
-    /// The mean is NaN or infinite.
-    #[error("parameter `{name}`: mean must be finite, got {mean}")]
-    InvalidMean {
-        /// Parameter name.
-        name: String,
-        /// The offending mean.
-        mean: f64,
-    },
-    /// The bounds do not describe a non-empty open interval.
-    #[error(
-        "parameter `{name}`: invalid bounds lower = {lower}, upper = {upper} \
-         (need lower < upper, neither NaN)"
-    )]
-    InvalidBounds {
-        /// Parameter name.
-        name: String,
-        /// Lower bound (`-inf` when absent).
-        lower: f64,
-        /// Upper bound (`inf` when absent).
-        upper: f64,
-    },
-    /// The requested (constrained) mean is not strictly inside the bounds.
-    #[error("parameter `{name}`: mean {mean} is not strictly inside the bounds ({lower}, {upper})")]
-    MeanOutsideBounds {
-        /// Parameter name.
-        name: String,
-        /// The requested mean.
-        mean: f64,
-        /// Lower bound (`-inf` when absent).
-        lower: f64,
-        /// Upper bound (`inf` when absent).
-        upper: f64,
-    },
-    /// A vector parameter with zero components.
-    #[error("parameter `{name}`: size must be at least 1")]
-    ZeroSize {
-        /// Parameter name.
-        name: String,
-    },
-    /// Two parameters share a name.
-    #[error("parameter `{name}` is defined more than once")]
-    DuplicateName {
-        /// The repeated name.
-        name: String,
-    },
-    /// A prior without parameters.
-    #[error("the prior has no parameters")]
-    Empty,
-    /// No transformed Gaussian on the interval has the requested mean and std.
-    #[error(
-        "parameter `{name}`: no constrained Gaussian on ({lower}, {upper}) has mean {mean} \
-         and std {std}: {reason}"
-    )]
-    MomentMatch {
-        /// Parameter name.
-        name: String,
-        /// The requested mean.
-        mean: f64,
-        /// The requested std.
-        std: f64,
-        /// Lower bound.
-        lower: f64,
-        /// Upper bound.
-        upper: f64,
-        /// What went wrong (target unreachable, or the solve did not converge).
-        reason: String,
-    },
-}
 
 /// The prior of one named parameter: `size` independent components, each
 /// `T⁻¹(u)` with `u ~ N(μ_u, σ_u²)` and `T` the parameter's [`Constraint`].
