@@ -39,6 +39,7 @@ use crate::process::{
 };
 use crate::scheduler::{Scheduler, Step};
 use crate::update_group::{UpdateGroup, minibatch_rows, validate_groups};
+use crate::warnings::{self, Warning};
 
 /// Error metrics of one evaluated ensemble (EKP.jl's `compute_error!`), over
 /// the successful members.
@@ -292,7 +293,7 @@ pub struct UpdateReport {
     /// Metrics of the outputs that were told (successful members, imputed).
     pub metrics: ErrorMetrics,
     /// Warnings about the outputs (members with exactly equal outputs).
-    pub warnings: Vec<crate::Warning>,
+    pub warnings: Vec<Warning>,
 }
 
 /// How a set of outputs fares (see [`EnsembleKalmanProcess::assess_all_outputs`]).
@@ -684,6 +685,11 @@ impl EnsembleKalmanProcess {
     pub fn iterations(&self) -> usize {
         self.dt.len()
     }
+    /// Warnings about this process's settings (EKP.jl's ensemble-size
+    /// recommendations); empty when there is nothing to say.
+    pub fn warnings(&self) -> Vec<Warning> {
+        warnings::ensemble_size(self.process(), self.prior().dim(), self.ensemble_size())
+    }
 
     /// The current unconstrained ensemble `u` (`p × N`): the members to run next.
     pub fn ensemble(&self) -> &DMatrix<f64> {
@@ -881,8 +887,7 @@ impl EnsembleKalmanProcess {
                 expected_cols: n,
             });
         }
-        let warnings: Vec<crate::Warning> =
-            crate::warnings::repeated_outputs(g).into_iter().collect();
+        let warnings: Vec<Warning> = warnings::repeated_outputs(g).into_iter().collect();
         // No copy of `g` unless values are imputed.
         let (imputed_g, failed, imputed) = impute_lazy(g, self.nan_tolerance, obs.values());
         let successful: Vec<usize> = (0..n)

@@ -1,6 +1,7 @@
 //! Warnings: settings and outputs that work but are likely to give poor
 //! results, as EKP.jl's `@warn`s. The library never prints them; it returns
-//! them ([`EnsembleKalmanProcess::warnings`], [`UpdateReport::warnings`](crate::UpdateReport::warnings))
+//! them ([`EnsembleKalmanProcess::warnings`](crate::EnsembleKalmanProcess::warnings),
+//! [`UpdateReport::warnings`](crate::UpdateReport::warnings))
 //! and the caller shows them (`ekp-cli` logs them at warning level).
 //!
 //! - Ensemble size (EKP.jl's `EnsembleKalmanProcess` constructor, for every
@@ -17,7 +18,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use nalgebra::DMatrix;
 
-use crate::EnsembleKalmanProcess;
 use crate::process::Process;
 
 /// Something worth telling the user that does not stop the calibration.
@@ -145,14 +145,6 @@ pub fn repeated_outputs(g: &DMatrix<f64>) -> Option<Warning> {
     }
     pairs.sort_unstable();
     (!pairs.is_empty()).then_some(Warning::RepeatedOutputs { pairs })
-}
-
-impl EnsembleKalmanProcess {
-    /// Warnings about this process's settings (EKP.jl's ensemble-size
-    /// recommendations); empty when there is nothing to say.
-    pub fn warnings(&self) -> Vec<Warning> {
-        ensemble_size(self.process(), self.prior().dim(), self.ensemble_size())
-    }
 }
 
 #[cfg(test)]
