@@ -28,15 +28,11 @@ use crate::failure::{
 use crate::inflation::Inflation;
 use crate::linalg::{column_mean, sample_covariance, sample_empirical_gaussian, select_columns};
 use crate::localization::Localizer;
-use crate::lowrank::{Perturbation, Rows};
+use crate::lowrank::Rows;
 use crate::observation::Observation;
 use crate::observation_series::ObservationSeries;
 use crate::prior::Prior;
-use crate::process::inversion::{DENSE_LIMIT, OutputSelection};
-use crate::process::{
-    PriorBlock, Process, UnscentedState, gauss_newton, inversion, sampler, sparse_inversion,
-    transform_inversion,
-};
+use crate::process::{OutputSelection, PriorBlock, Process, StepInput, UnscentedState};
 use crate::scheduler::{Scheduler, Step};
 use crate::update_group::{UpdateGroup, minibatch_rows, validate_groups};
 use crate::warnings::{self, Warning};
@@ -662,15 +658,7 @@ impl EnsembleKalmanProcess {
     /// Whether EKI perturbs the observations: `perturb_observations`, and no
     /// accelerator (EKP.jl switches perturbation off under acceleration).
     pub fn perturbs_observations(&self) -> bool {
-        match &self.process {
-            Process::Inversion(s) => s.perturb_observations && self.accelerator.is_none(),
-            Process::GaussNewton(s) => s.perturb_observations && self.accelerator.is_none(),
-            Process::SparseInversion(s) => s.perturb_observations && self.accelerator.is_none(),
-            Process::TransformInversion(_)
-            | Process::Sampler(_)
-            | Process::Unscented(_)
-            | Process::TransformUnscented(_) => false,
-        }
+        self.process.perturb_observations() && self.accelerator.is_none()
     }
     /// The Gaussian of UKI/UTKI: mean and covariance history (`None` for the
     /// other processes).
@@ -1086,8 +1074,9 @@ impl GroupStep<'_> {
     /// The update of one group: `u` (`p_g × N`) with outputs `rows` of `g`
     /// (`d × N`, every row when `None`) against `obs` (those rows' data);
     /// returns the new `p_g × N` ensemble, failed members redrawn.
-    /// Draws, in order: the perturbations (all `N` members, so the draws do not
-    /// depend on which failed), the localizer's, the redraws of failed members.
+    /// Draws, in order: the process's step (perturbations of all `N` members,
+    /// so the draws do not depend on which failed, then the localizer's), the
+    /// redraws of failed members.
     ///
     /// EKI without a localizer and ETKI take the low-rank path when `Γ` is
     /// diagonal (EKI only when it has more outputs than members, where it is
@@ -1102,155 +1091,25 @@ impl GroupStep<'_> {
         rng: &mut ChaCha20Rng,
     ) -> Result<DMatrix<f64>, EkpError> {
         let (p, n) = u.shape();
-        let d = obs.dim();
         let u_ok = select_columns(u, self.successful);
-        let selection = OutputSelection {
-            g,
-            rows: match rows {
-                Some(r) => Rows::List(r),
-                None => Rows::All(d),
+        let input = StepInput {
+            u: &u_ok,
+            outputs: OutputSelection {
+                g,
+                rows: match rows {
+                    Some(r) => Rows::List(r),
+                    None => Rows::All(obs.dim()),
+                },
+                cols: self.successful,
             },
-            cols: self.successful,
+            obs,
+            dt: self.dt,
+            prior: prior_block,
+            localizer: self.localizer,
+            perturb: self.perturb,
+            members: n,
         };
-        // The successful members' outputs as one matrix, for the dense paths.
-        let dense_g = || match rows {
-            None => select_columns(g, self.successful),
-            Some(r) => DMatrix::from_fn(r.len(), self.successful.len(), |i, j| {
-                g[(r[i], self.successful[j])]
-            }),
-        };
-        // The successful members' data columns y + ξ_j, ξ_j ~ N(0, Γ/Δt)
-        // (EKI's dense path and sparse EKI).
-        let perturbed_data = |perturbation: Option<&Perturbation>| {
-            let y_all = match perturbation {
-                Some(pert) => {
-                    let mut y = obs.noise().color(pert.standard_normals(d), 1.0 / self.dt);
-                    for mut col in y.column_iter_mut() {
-                        col += obs.values();
-                    }
-                    y
-                }
-                None => DMatrix::from_fn(d, n, |i, _| obs.values()[i]),
-            };
-            select_columns(&y_all, self.successful)
-        };
-        let diagonal = obs.noise().diagonal_if_diagonal();
-        let updated_ok = match self.process {
-            Process::Inversion(_) => {
-                let perturbation = self.perturb.then(|| Perturbation::draw(rng, n));
-                // The low-rank form factors an n × n matrix, the dense one an
-                // m × m one (m outputs, with the prior rows): take the smaller.
-                let m = d + prior_block.map_or(0, |pb| pb.mean.len());
-                match diagonal {
-                    Some(variances) if self.localizer.is_none() && m > n => {
-                        inversion::update_lowrank(
-                            &u_ok,
-                            selection,
-                            obs.values(),
-                            &variances,
-                            self.dt,
-                            prior_block,
-                            perturbation.as_ref(),
-                        )?
-                    }
-                    _ => {
-                        if m > DENSE_LIMIT && !self.localizer.is_none() {
-                            return Err(EkpError::InvalidSetting(format!(
-                                "localizer \"{}\" needs {m} × {m} covariance matrices ({m} outputs, more than {DENSE_LIMIT}); set localizer = \"none\" to use the low-rank update",
-                                self.localizer.kind()
-                            )));
-                        }
-                        let y_ok = perturbed_data(perturbation.as_ref());
-                        inversion::update(
-                            &u_ok,
-                            &dense_g(),
-                            &y_ok,
-                            obs.noise(),
-                            self.dt,
-                            prior_block,
-                            self.localizer,
-                            rng,
-                        )?
-                    }
-                }
-            }
-            Process::TransformInversion(_) => match diagonal {
-                Some(variances) => transform_inversion::update_lowrank(
-                    &u_ok,
-                    selection,
-                    obs.values(),
-                    &variances,
-                    self.dt,
-                    prior_block,
-                )?,
-                None => transform_inversion::update(&u_ok, &dense_g(), obs, self.dt, prior_block)?,
-            },
-            Process::GaussNewton(_) => {
-                let g_ok = dense_g();
-                // GNKI perturbs with N(0, 2Γ/Δt) (EKP.jl).
-                let y_all = if self.perturb {
-                    let mut noise = obs.noise().sample(rng, n, 2.0 / self.dt);
-                    for mut col in noise.column_iter_mut() {
-                        col += obs.values();
-                    }
-                    noise
-                } else {
-                    DMatrix::from_fn(d, n, |i, _| obs.values()[i])
-                };
-                let y_ok = select_columns(&y_all, self.successful);
-                let pb = prior_block.ok_or(EkpError::InvalidSetting(
-                    "gauss-newton needs the prior".to_string(),
-                ))?;
-                gauss_newton::update(
-                    &u_ok,
-                    &g_ok,
-                    &y_ok,
-                    obs.noise(),
-                    self.dt,
-                    pb,
-                    self.localizer,
-                    rng,
-                )?
-            }
-            Process::SparseInversion(settings) => {
-                let g_ok = dense_g();
-                // The EKI step's perturbations, drawn exactly as EKI draws them.
-                let perturbation = self.perturb.then(|| Perturbation::draw(rng, n));
-                let y_ok = perturbed_data(perturbation.as_ref());
-                sparse_inversion::update(
-                    settings,
-                    &u_ok,
-                    &g_ok,
-                    &y_ok,
-                    obs.noise(),
-                    self.dt,
-                    self.localizer,
-                    rng,
-                )
-                .map_err(|e| match e {
-                    // Name the member in the whole ensemble.
-                    EkpError::SparseProjection {
-                        member: Some(k),
-                        status,
-                    } => EkpError::SparseProjection {
-                        member: self.successful.get(k - 1).map(|j| j + 1),
-                        status,
-                    },
-                    other => other,
-                })?
-            }
-            Process::Sampler(settings) => {
-                let pb = prior_block.ok_or(EkpError::InvalidSetting(
-                    "the sampler needs the prior".to_string(),
-                ))?;
-                sampler::update(settings, &u_ok, &dense_g(), obs, self.dt, pb, rng)?
-            }
-            Process::Unscented(_) | Process::TransformUnscented(_) => {
-                return Err(EkpError::InvalidSetting(
-                    "unscented processes are updated as a whole, not by groups".to_string(),
-                ));
-            }
-        };
+        let updated_ok = self.process.as_step().step(&input, rng)?;
         let mut out = DMatrix::zeros(p, n);
         for (k, &j) in self.successful.iter().enumerate() {
             out.set_column(j, &updated_ok.column(k));

@@ -80,15 +80,7 @@ impl fmt::Display for Warning {
 /// EKP.jl's ensemble-size warnings for `members` members of `process` with
 /// `parameters` parameters (none for UKI/UTKI, which fix their own size).
 pub fn ensemble_size(process: &Process, parameters: usize, members: usize) -> Vec<Warning> {
-    let fixes_own_size = match process {
-        Process::Unscented(_) | Process::TransformUnscented(_) => true,
-        Process::Inversion(_)
-        | Process::TransformInversion(_)
-        | Process::Sampler(_)
-        | Process::GaussNewton(_)
-        | Process::SparseInversion(_) => false,
-    };
-    if fixes_own_size {
+    if process.derived_ensemble_size(parameters).is_some() {
         return Vec::new();
     }
     let small = |recommended: usize| Warning::SmallEnsemble {
