@@ -50,7 +50,8 @@ pub struct Assessment {
 
 impl EnsembleKalmanProcess {
     /// Failed members, imputed values and error metrics of outputs for *every*
-    /// observation of the series (rows as in [`ObservationSeries::all_stacked`](crate::ObservationSeries::all_stacked);
+    /// observation of the series (rows as in
+    /// [`ObservationSeries::all_stacked`](crate::ObservationSeries::all_stacked);
     /// without a series, the outputs an update takes), judged as an update
     /// would judge them (same NaN tolerance and imputation), against all the
     /// data. Changes nothing: for reports, e.g. of a final ensemble that is

@@ -72,8 +72,8 @@ impl EnsembleKalmanProcess {
 
     /// Like [`update`](Self::update), with the outputs for *every* observation
     /// of the series (rows as in
-    /// [`ObservationSeries::all_stacked`](crate::ObservationSeries::all_stacked)): the rows of the current minibatch
-    /// are picked. Without minibatching this is [`update`](Self::update). The
+    /// [`ObservationSeries::all_stacked`](crate::ObservationSeries::all_stacked)):
+    /// the rows of the current minibatch are picked. Without minibatching this is [`update`](Self::update). The
     /// [`g_history`](Self::g_history) then keeps all the rows told (the
     /// minibatch's with their imputed values).
     pub fn update_from_all_outputs(

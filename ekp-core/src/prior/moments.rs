@@ -1,4 +1,5 @@
-//! Moment fitting for [`ParameterPrior::constrained_gaussian`](super::ParameterPrior::constrained_gaussian):
+//! Moment fitting for
+//! [`ParameterPrior::constrained_gaussian`](super::ParameterPrior::constrained_gaussian):
 //! the unconstrained `(μ_u, σ_u)` whose constrained distribution has a given
 //! mean and std — closed form for one bound (lognormal), nested bracketed
 //! Newton solves on the quadrature moments for two (logistic-normal); see the
