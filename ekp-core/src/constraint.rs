@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::prior::PriorError;
+use crate::error::PriorError;
 
 /// The domain of one scalar parameter and its map to the real line (see the module docs).
 ///

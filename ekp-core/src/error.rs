@@ -1,9 +1,11 @@
-//! The errors of `ekp-core`.
+//! The errors of `ekp-core`: [`EkpError`] for building and updating a process,
+//! [`PriorError`] for priors and their constraints. `PriorError` lives here
+//! (re-exported as `prior::PriorError`) so that imports run one way:
+//! [`prior`](crate::prior) → [`constraint`](crate::constraint) → `error`.
 
 use thiserror::Error;
 
 use crate::observation::ObservationError;
-use crate::prior::PriorError;
 
 /// Everything that can go wrong building or updating a process.
 #[derive(Debug, Error)]
@@ -108,5 +110,91 @@ pub enum EkpError {
         member: Option<usize>,
         /// What went wrong: clarabel's status or the failing step.
         status: String,
+    },
+}
+
+/// Why a prior could not be built.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PriorError {
+    /// The parameter name is empty.
+    #[error("invalid parameter name {name:?}: names must not be empty")]
+    InvalidName {
+        /// The offending name.
+        name: String,
+    },
+    /// The (constrained or unconstrained) standard deviation is not positive and finite.
+    #[error("parameter `{name}`: std must be positive and finite, got {std}")]
+    InvalidStd {
+        /// Parameter name.
+        name: String,
+        /// The offending std.
+        std: f64,
+    },
+    /// The mean is NaN or infinite.
+    #[error("parameter `{name}`: mean must be finite, got {mean}")]
+    InvalidMean {
+        /// Parameter name.
+        name: String,
+        /// The offending mean.
+        mean: f64,
+    },
+    /// The bounds do not describe a non-empty open interval.
+    #[error(
+        "parameter `{name}`: invalid bounds lower = {lower}, upper = {upper} \
+         (need lower < upper, neither NaN)"
+    )]
+    InvalidBounds {
+        /// Parameter name.
+        name: String,
+        /// Lower bound (`-inf` when absent).
+        lower: f64,
+        /// Upper bound (`inf` when absent).
+        upper: f64,
+    },
+    /// The requested (constrained) mean is not strictly inside the bounds.
+    #[error("parameter `{name}`: mean {mean} is not strictly inside the bounds ({lower}, {upper})")]
+    MeanOutsideBounds {
+        /// Parameter name.
+        name: String,
+        /// The requested mean.
+        mean: f64,
+        /// Lower bound (`-inf` when absent).
+        lower: f64,
+        /// Upper bound (`inf` when absent).
+        upper: f64,
+    },
+    /// A vector parameter with zero components.
+    #[error("parameter `{name}`: size must be at least 1")]
+    ZeroSize {
+        /// Parameter name.
+        name: String,
+    },
+    /// Two parameters share a name.
+    #[error("parameter `{name}` is defined more than once")]
+    DuplicateName {
+        /// The repeated name.
+        name: String,
+    },
+    /// A prior without parameters.
+    #[error("the prior has no parameters")]
+    Empty,
+    /// No transformed Gaussian on the interval has the requested mean and std.
+    #[error(
+        "parameter `{name}`: no constrained Gaussian on ({lower}, {upper}) has mean {mean} \
+         and std {std}: {reason}"
+    )]
+    MomentMatch {
+        /// Parameter name.
+        name: String,
+        /// The requested mean.
+        mean: f64,
+        /// The requested std.
+        std: f64,
+        /// Lower bound.
+        lower: f64,
+        /// Upper bound.
+        upper: f64,
+        /// What went wrong (target unreachable, or the solve did not converge).
+        reason: String,
     },
 }

@@ -7,11 +7,19 @@
 //! EnsembleKalmanProcesses.jl (EKP.jl); where they deliberately differ, the item's
 //! documentation says so.
 //!
-//! This crate is the update only — pure numerics on nalgebra, no I/O, no threads,
-//! no model code. It is *ask/tell*: a driver asks for the ensemble
+//! This crate is the update only — pure numerics on nalgebra, no I/O, no model
+//! code. It is *ask/tell*: a driver asks for the ensemble
 //! ([`EnsembleKalmanProcess::constrained_ensemble`]), runs the model however it
 //! likes (threads, a GPU, a cluster: see `ekp-models` and `ekp-cli`), and tells
 //! the outputs back ([`EnsembleKalmanProcess::update`]).
+//!
+//! The update itself uses rayon's current thread pool for its own linear
+//! algebra: the scan of the outputs for non-finite values, the row-block
+//! Gram matrices of the low-rank forms, the copy of large outputs into the
+//! history, and sparse EKI's per-member projections. Work is split in
+//! fixed-size chunks summed in a fixed order, so results do not depend on the
+//! number of threads; a caller that wants the update on one thread runs it
+//! inside a one-thread rayon pool (`ThreadPool::install`).
 //!
 //! ## Priors and constraints ([`prior`], [`constraint`])
 //!

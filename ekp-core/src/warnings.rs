@@ -1,6 +1,7 @@
 //! Warnings: settings and outputs that work but are likely to give poor
 //! results, as EKP.jl's `@warn`s. The library never prints them; it returns
-//! them ([`EnsembleKalmanProcess::warnings`], [`UpdateReport::warnings`](crate::UpdateReport::warnings))
+//! them ([`EnsembleKalmanProcess::warnings`](crate::EnsembleKalmanProcess::warnings),
+//! [`UpdateReport::warnings`](crate::UpdateReport::warnings))
 //! and the caller shows them (`ekp-cli` logs them at warning level).
 //!
 //! - Ensemble size (EKP.jl's `EnsembleKalmanProcess` constructor, for every
@@ -17,7 +18,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use nalgebra::DMatrix;
 
-use crate::EnsembleKalmanProcess;
 use crate::process::Process;
 
 /// Something worth telling the user that does not stop the calibration.
@@ -80,15 +80,7 @@ impl fmt::Display for Warning {
 /// EKP.jl's ensemble-size warnings for `members` members of `process` with
 /// `parameters` parameters (none for UKI/UTKI, which fix their own size).
 pub fn ensemble_size(process: &Process, parameters: usize, members: usize) -> Vec<Warning> {
-    let fixes_own_size = match process {
-        Process::Unscented(_) | Process::TransformUnscented(_) => true,
-        Process::Inversion(_)
-        | Process::TransformInversion(_)
-        | Process::Sampler(_)
-        | Process::GaussNewton(_)
-        | Process::SparseInversion(_) => false,
-    };
-    if fixes_own_size {
+    if process.derived_ensemble_size(parameters).is_some() {
         return Vec::new();
     }
     let small = |recommended: usize| Warning::SmallEnsemble {
@@ -145,14 +137,6 @@ pub fn repeated_outputs(g: &DMatrix<f64>) -> Option<Warning> {
     }
     pairs.sort_unstable();
     (!pairs.is_empty()).then_some(Warning::RepeatedOutputs { pairs })
-}
-
-impl EnsembleKalmanProcess {
-    /// Warnings about this process's settings (EKP.jl's ensemble-size
-    /// recommendations); empty when there is nothing to say.
-    pub fn warnings(&self) -> Vec<Warning> {
-        ensemble_size(self.process(), self.prior().dim(), self.ensemble_size())
-    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 use ekp_models::ModelsError;
 use thiserror::Error;
 
-/// The install hint shown when no adapter is found.
-pub(crate) const INSTALL_HINT: &str = "install a GPU driver, or Mesa's software Vulkan driver \
-(lavapipe: `apt-get install mesa-vulkan-drivers libvulkan1`), or use `--backend threads`";
+/// The drivers that provide an adapter, named when none is found. (What to
+/// run instead is the caller's to say: this is a library.)
+pub(crate) const INSTALL_HINT: &str = "an adapter needs a GPU driver or Mesa's software Vulkan \
+driver (lavapipe: `apt-get install mesa-vulkan-drivers libvulkan1`)";
 
 /// Why the GPU backend could not be set up or could not run.
 ///
@@ -25,9 +26,9 @@ pub enum GpuError {
     /// shaders (`SHADER_F64`; Mesa's GL driver llvmpipe does not, its Vulkan
     /// driver lavapipe does).
     #[error(
-        "the GPU adapter {adapter} does not support 64-bit floats in shaders (SHADER_F64): \
-         use `--precision f32`, a Vulkan driver (Mesa's lavapipe: `apt-get install \
-         mesa-vulkan-drivers libvulkan1`), or `--backend threads`"
+        "the GPU adapter {adapter} does not support 64-bit floats in shaders (SHADER_F64), \
+         which f64 precision needs (f32 does not); Mesa's Vulkan driver lavapipe \
+         (`apt-get install mesa-vulkan-drivers libvulkan1`) supports them"
     )]
     F64Unsupported {
         /// The best adapter that was found (name, backend, device type).

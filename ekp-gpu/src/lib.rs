@@ -156,9 +156,10 @@
 //! ## No adapter
 //!
 //! Without a GPU driver or Mesa's software drivers, [`Lorenz96Gpu::new`] returns
-//! [`GpuError::NoAdapter`], whose message says how to install Mesa's software
-//! Vulkan driver (`apt-get install mesa-vulkan-drivers libvulkan1`) or to use
-//! `--backend threads`. wgpu's `WGPU_BACKEND` (e.g. `vulkan`, `gl`) picks the
+//! [`GpuError::NoAdapter`], whose message names the drivers that provide an
+//! adapter (a GPU driver, or Mesa's software Vulkan driver:
+//! `apt-get install mesa-vulkan-drivers libvulkan1`); what to run instead
+//! (e.g. the CPU models of `ekp-models`) is the caller's choice. wgpu's `WGPU_BACKEND` (e.g. `vulkan`, `gl`) picks the
 //! backends; [`Lorenz96Gpu::adapter_info`] says what was chosen, so a software
 //! adapter is never mistaken for a GPU.
 //!

@@ -141,7 +141,7 @@ impl Lorenz96Gpu {
             return Err(GpuError::InvalidInput {
                 message: format!(
                     "{} sites: the GPU kernel writes every site out and keeps the state in \
-                     registers, for at most {MAX_SITES} sites; use `--backend threads`",
+                     registers, for at most {MAX_SITES} sites (the CPU models of ekp-models have no such limit)",
                     model.config().sites
                 ),
             });
@@ -330,8 +330,8 @@ impl Lorenz96Gpu {
     }
 
     /// Integrate every member `steps` RK4 steps without observables and without
-    /// reading anything back, and time it: the benchmark behind
-    /// `ekp-cli bench --backend gpu`. The kernel is compiled (once) before the
+    /// reading anything back, and time it: the measurement behind ekp-cli's
+    /// GPU benchmark. The kernel is compiled (once) before the
     /// clock starts.
     ///
     /// # Errors

@@ -44,7 +44,7 @@ fn no_adapter_is_a_clear_error() {
                     message.contains("apt-get install mesa-vulkan-drivers libvulkan1"),
                     "{message}"
                 );
-                assert!(message.contains("--backend threads"), "{message}");
+                assert!(!message.contains("--backend"), "{message}");
                 assert!(
                     message.contains("VK_ICD_FILENAMES=/nonexistent"),
                     "{message}"
@@ -86,7 +86,7 @@ fn f64_on_gl_is_refused() {
             Err(e @ GpuError::F64Unsupported { .. }) => {
                 let message = e.to_string();
                 assert!(message.contains("SHADER_F64"), "{message}");
-                assert!(message.contains("--precision f32"), "{message}");
+                assert!(!message.contains("--precision"), "{message}");
                 println!("child: F64Unsupported: {message}");
                 // f32 works on the same adapter.
                 let model = Lorenz96Gpu::new(Lorenz96Config::default(), Precision::F32).unwrap();

@@ -165,8 +165,7 @@ fn mark_failure(out: &mut [f64]) {
 
 /// How an [`Ensemble`] runs its members on the CPU.
 ///
-/// Serialized in kebab-case (`"serial"`, `"threads"`), the CLI's `--backend`
-/// spelling.
+/// Serialized in kebab-case (`"serial"`, `"threads"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Execution {

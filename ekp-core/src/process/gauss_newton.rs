@@ -25,11 +25,16 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-use super::PriorBlock;
+use rand_chacha::ChaCha20Rng;
+
+use super::{PriorBlock, ProcessStep, StepInput};
+use crate::accelerator::Accelerator;
 use crate::error::EkpError;
-use crate::linalg::{anomalies, solve_spd};
+use crate::failure::FailurePolicy;
+use crate::linalg::{anomalies, select_columns, solve_spd};
 use crate::localization::Localizer;
 use crate::observation::NoiseCovariance;
+use crate::scheduler::Scheduler;
 
 /// Settings of GNKI.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +51,69 @@ impl Default for GaussNewton {
         Self {
             perturb_observations: true,
         }
+    }
+}
+
+/// EKP.jl's defaults for `GaussNewtonInversion`: fixed `Δt = 1`, `sec-nice`,
+/// `sample-success-gauss`, `nesterov`.
+impl ProcessStep for GaussNewton {
+    fn default_scheduler(&self) -> Scheduler {
+        Scheduler::Fixed { dt: 1.0 }
+    }
+    fn default_localizer(&self) -> Localizer {
+        Localizer::sec_nice()
+    }
+    fn supports_localization(&self) -> bool {
+        true
+    }
+    fn default_failure_policy(&self) -> FailurePolicy {
+        FailurePolicy::SampleSuccessGauss
+    }
+    fn default_accelerator(&self) -> Accelerator {
+        Accelerator::Nesterov
+    }
+    fn impose_prior(&self) -> bool {
+        false
+    }
+    /// GNKI always takes the prior.
+    fn uses_prior_block(&self) -> bool {
+        true
+    }
+    fn perturb_observations(&self) -> bool {
+        self.perturb_observations
+    }
+    fn multiplicative_inflation(&self) -> f64 {
+        0.0
+    }
+
+    /// Draws the perturbations `N(0, 2Γ/Δt)` (all `N` members, as EKP.jl),
+    /// then [`update`]'s draws.
+    fn step(&self, input: &StepInput<'_>, rng: &mut ChaCha20Rng) -> Result<DMatrix<f64>, EkpError> {
+        let g_ok = input.dense_outputs();
+        let obs = input.obs;
+        let y_all = if input.perturb {
+            let mut noise = obs.noise().sample(rng, input.members, 2.0 / input.dt);
+            for mut col in noise.column_iter_mut() {
+                col += obs.values();
+            }
+            noise
+        } else {
+            input.data_for_all()
+        };
+        let y_ok = select_columns(&y_all, input.successful());
+        let pb = input.prior.ok_or(EkpError::InvalidSetting(
+            "gauss-newton needs the prior".to_string(),
+        ))?;
+        update(
+            input.u,
+            &g_ok,
+            &y_ok,
+            obs.noise(),
+            input.dt,
+            pb,
+            input.localizer,
+            rng,
+        )
     }
 }
 

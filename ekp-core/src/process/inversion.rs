@@ -16,12 +16,17 @@ use nalgebra::{DMatrix, DVector};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::PriorBlock;
+use rand_chacha::ChaCha20Rng;
+
+use super::{OutputSelection, PriorBlock, ProcessStep, StepInput};
+use crate::accelerator::Accelerator;
 use crate::error::EkpError;
+use crate::failure::FailurePolicy;
 use crate::linalg::{anomalies, solve_spd};
 use crate::localization::Localizer;
-use crate::lowrank::{Gram, GramInput, Perturbation, Rows, gram};
+use crate::lowrank::{Gram, GramInput, Perturbation, gram};
 use crate::observation::NoiseCovariance;
+use crate::scheduler::Scheduler;
 
 /// The largest number of outputs (with `impose_prior`: outputs plus
 /// parameters) for which the dense path, which forms `d × d` matrices, is
@@ -61,16 +66,74 @@ impl Default for Inversion {
     }
 }
 
-/// The outputs of the members that take part in a low-rank update: the
-/// `rows` of `g` (`d × N`, every member) and its columns `cols`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct OutputSelection<'a> {
-    /// Every member's outputs.
-    pub g: &'a DMatrix<f64>,
-    /// The rows that take part.
-    pub rows: Rows<'a>,
-    /// The members (columns) that take part, in the order of `u`'s columns.
-    pub cols: &'a [usize],
+/// EKP.jl's defaults for `Inversion()`: data-misfit (`terminate_at = 1`),
+/// `sec-nice`, `sample-success-gauss`, `nesterov`.
+impl ProcessStep for Inversion {
+    fn default_scheduler(&self) -> Scheduler {
+        Scheduler::data_misfit(1.0)
+    }
+    fn default_localizer(&self) -> Localizer {
+        Localizer::sec_nice()
+    }
+    fn supports_localization(&self) -> bool {
+        true
+    }
+    fn default_failure_policy(&self) -> FailurePolicy {
+        FailurePolicy::SampleSuccessGauss
+    }
+    fn default_accelerator(&self) -> Accelerator {
+        Accelerator::Nesterov
+    }
+    fn impose_prior(&self) -> bool {
+        self.impose_prior
+    }
+    fn perturb_observations(&self) -> bool {
+        self.perturb_observations
+    }
+    fn multiplicative_inflation(&self) -> f64 {
+        self.multiplicative_inflation
+    }
+
+    /// Draws the perturbations (all `N` members), then takes the low-rank
+    /// form when `Γ` is diagonal, there is no localizer and there are more
+    /// outputs `m` (with the prior rows) than members — it factors an
+    /// `n × n` matrix where the dense form factors an `m × m` one — and the
+    /// dense form otherwise.
+    fn step(&self, input: &StepInput<'_>, rng: &mut ChaCha20Rng) -> Result<DMatrix<f64>, EkpError> {
+        let n = input.members;
+        let perturbation = input.perturb.then(|| Perturbation::draw(rng, n));
+        let m = input.obs.dim() + input.prior.map_or(0, |pb| pb.mean.len());
+        match input.obs.noise().diagonal_if_diagonal() {
+            Some(variances) if input.localizer.is_none() && m > n => update_lowrank(
+                input.u,
+                input.outputs,
+                input.obs.values(),
+                &variances,
+                input.dt,
+                input.prior,
+                perturbation.as_ref(),
+            ),
+            _ => {
+                if m > DENSE_LIMIT && !input.localizer.is_none() {
+                    return Err(EkpError::InvalidSetting(format!(
+                        "localizer \"{}\" needs {m} × {m} covariance matrices ({m} outputs, more than {DENSE_LIMIT}); set localizer = \"none\" to use the low-rank update",
+                        input.localizer.kind()
+                    )));
+                }
+                let y_ok = input.perturbed_data(perturbation.as_ref());
+                update(
+                    input.u,
+                    &input.dense_outputs(),
+                    &y_ok,
+                    input.obs.noise(),
+                    input.dt,
+                    input.prior,
+                    input.localizer,
+                    rng,
+                )
+            }
+        }
+    }
 }
 
 /// One EKI update in the low-rank (Woodbury) form, for a diagonal `Γ` (its

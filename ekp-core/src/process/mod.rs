@@ -1,7 +1,10 @@
 //! The ensemble Kalman processes: one module per algorithm, one enum to choose.
 //!
-//! Each algorithm is a pure function from the current ensemble `u` (`p × n`),
-//! its outputs `g` (`d × n`), the data and the step `Δt` to the new ensemble.
+//! Each algorithm's module holds its settings, EKP.jl's defaults for it and
+//! its step, a pure function from the current ensemble `u` (`p × n`), its
+//! outputs `g` (`d × n`), the data and the step `Δt` to the new ensemble,
+//! behind one crate-internal trait (`ProcessStep`). [`Process`] chooses
+//! among them with one exhaustive `match`.
 
 pub mod gauss_newton;
 pub mod inversion;
@@ -9,6 +12,8 @@ pub mod sampler;
 pub mod sparse_inversion;
 pub mod transform_inversion;
 pub mod unscented;
+
+mod step;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +28,8 @@ pub use sampler::{Sampler, SamplerType};
 pub use sparse_inversion::SparseInversion;
 pub use transform_inversion::TransformInversion;
 pub use unscented::{SigmaPoints, Unscented, UnscentedState};
+
+pub(crate) use step::{OutputSelection, ProcessStep, StepInput};
 
 /// Which algorithm updates the ensemble. Matched exhaustively everywhere.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,20 +65,34 @@ impl Process {
         }
     }
 
-    /// Whether the prior is imposed in every update.
-    pub fn impose_prior(&self) -> bool {
+    /// The process's own settings and step: every variant's implementation
+    /// of [`ProcessStep`], chosen by one exhaustive `match`.
+    pub(crate) fn as_step(&self) -> &dyn ProcessStep {
         match self {
-            Process::Inversion(p) => p.impose_prior,
-            Process::TransformInversion(p) => p.impose_prior,
-            Process::Sampler(_) | Process::GaussNewton(_) | Process::SparseInversion(_) => false,
-            Process::Unscented(p) | Process::TransformUnscented(p) => p.impose_prior,
+            Process::Inversion(p) => p,
+            Process::TransformInversion(p) => p,
+            Process::Sampler(p) => p,
+            Process::Unscented(p) | Process::TransformUnscented(p) => p,
+            Process::GaussNewton(p) => p,
+            Process::SparseInversion(p) => p,
         }
     }
 
+    /// Whether the prior is imposed in every update.
+    pub fn impose_prior(&self) -> bool {
+        self.as_step().impose_prior()
+    }
+
     /// Whether the update takes the prior's mean and variances: with
-    /// `impose_prior`, and always for the sampler.
+    /// `impose_prior`, and always for the sampler and GNKI.
     pub fn uses_prior_block(&self) -> bool {
-        self.impose_prior() || matches!(self, Process::Sampler(_) | Process::GaussNewton(_))
+        self.as_step().uses_prior_block()
+    }
+
+    /// Whether the settings ask for perturbed data (EKI, GNKI, sparse EKI's
+    /// `perturb_observations`; an accelerator still switches it off).
+    pub(crate) fn perturb_observations(&self) -> bool {
+        self.as_step().perturb_observations()
     }
 
     /// The unscented settings of UKI/UTKI (`None` for the other processes).
@@ -96,37 +117,19 @@ impl Process {
     /// data-misfit with `terminate_at = 1`, `eks-stable` for the sampler,
     /// fixed `Δt = 1` for GNKI and sparse EKI.
     pub fn default_scheduler(&self) -> Scheduler {
-        match self {
-            Process::Inversion(_)
-            | Process::TransformInversion(_)
-            | Process::Unscented(_)
-            | Process::TransformUnscented(_) => Scheduler::data_misfit(1.0),
-            Process::Sampler(_) => Scheduler::eks_stable(),
-            Process::GaussNewton(_) | Process::SparseInversion(_) => Scheduler::Fixed { dt: 1.0 },
-        }
+        self.as_step().default_scheduler()
     }
 
     /// EKP.jl's default localizer: `sec-nice` for EKI, GNKI and sparse EKI,
     /// none for the others (here only those three can be localized).
     pub fn default_localizer(&self) -> Localizer {
-        match self {
-            Process::Inversion(_) | Process::GaussNewton(_) | Process::SparseInversion(_) => {
-                Localizer::sec_nice()
-            }
-            Process::TransformInversion(_)
-            | Process::Sampler(_)
-            | Process::Unscented(_)
-            | Process::TransformUnscented(_) => Localizer::None,
-        }
+        self.as_step().default_localizer()
     }
 
     /// Whether a localizer other than `none` may be used (EKI, GNKI, sparse
     /// EKI).
     pub fn supports_localization(&self) -> bool {
-        matches!(
-            self,
-            Process::Inversion(_) | Process::GaussNewton(_) | Process::SparseInversion(_)
-        )
+        self.as_step().supports_localization()
     }
 
     /// EKP.jl's default failure handling: `sample-success-gauss`, `ignore`
@@ -134,43 +137,20 @@ impl Process {
     /// `sample-success-gauss` means EKP.jl's reweighting of the successful
     /// sigma points.
     pub fn default_failure_policy(&self) -> FailurePolicy {
-        match self {
-            Process::Inversion(_)
-            | Process::TransformInversion(_)
-            | Process::Unscented(_)
-            | Process::TransformUnscented(_)
-            | Process::GaussNewton(_)
-            | Process::SparseInversion(_) => FailurePolicy::SampleSuccessGauss,
-            Process::Sampler(_) => FailurePolicy::Ignore,
-        }
+        self.as_step().default_failure_policy()
     }
 
     /// EKP.jl's default accelerator: `nesterov` for EKI and GNKI, none for
     /// the others (sparse EKI included).
     pub fn default_accelerator(&self) -> Accelerator {
-        match self {
-            Process::Inversion(_) | Process::GaussNewton(_) => Accelerator::Nesterov,
-            Process::TransformInversion(_)
-            | Process::Sampler(_)
-            | Process::Unscented(_)
-            | Process::TransformUnscented(_)
-            | Process::SparseInversion(_) => Accelerator::None,
-        }
+        self.as_step().default_accelerator()
     }
 
     /// The multiplicative inflation factor `s` applied after every update
     /// (`0` for none): `u ← ū + (1 − s Δt)^{-½} (u − ū)`, with `s` bounded by
     /// `s · min(1, 1/Δt)` as in EKP.jl.
     pub fn multiplicative_inflation(&self) -> f64 {
-        match self {
-            Process::Inversion(p) => p.multiplicative_inflation,
-            Process::TransformInversion(p) => p.multiplicative_inflation,
-            Process::Sampler(_)
-            | Process::Unscented(_)
-            | Process::TransformUnscented(_)
-            | Process::GaussNewton(_)
-            | Process::SparseInversion(_) => 0.0,
-        }
+        self.as_step().multiplicative_inflation()
     }
 }
 

@@ -20,10 +20,16 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-use super::PriorBlock;
+use rand_chacha::ChaCha20Rng;
+
+use super::{PriorBlock, ProcessStep, StepInput};
+use crate::accelerator::Accelerator;
 use crate::error::EkpError;
+use crate::failure::FailurePolicy;
 use crate::linalg::anomalies;
+use crate::localization::Localizer;
 use crate::observation::Observation;
+use crate::scheduler::Scheduler;
 
 /// Which sampler.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +60,56 @@ impl SamplerType {
 pub struct Sampler {
     /// EKS (default) or ALDI.
     pub sampler_type: SamplerType,
+}
+
+/// EKP.jl's defaults for `Sampler`: `eks-stable`, no localization (the
+/// sampler cannot be localized), failures not tolerated (`ignore`), no
+/// accelerator.
+impl ProcessStep for Sampler {
+    fn default_scheduler(&self) -> Scheduler {
+        Scheduler::eks_stable()
+    }
+    fn default_localizer(&self) -> Localizer {
+        Localizer::None
+    }
+    fn supports_localization(&self) -> bool {
+        false
+    }
+    fn default_failure_policy(&self) -> FailurePolicy {
+        FailurePolicy::Ignore
+    }
+    fn default_accelerator(&self) -> Accelerator {
+        Accelerator::None
+    }
+    fn impose_prior(&self) -> bool {
+        false
+    }
+    /// The sampler always takes the prior.
+    fn uses_prior_block(&self) -> bool {
+        true
+    }
+    fn perturb_observations(&self) -> bool {
+        false
+    }
+    fn multiplicative_inflation(&self) -> f64 {
+        0.0
+    }
+
+    /// [`update`], with its noise draws.
+    fn step(&self, input: &StepInput<'_>, rng: &mut ChaCha20Rng) -> Result<DMatrix<f64>, EkpError> {
+        let pb = input.prior.ok_or(EkpError::InvalidSetting(
+            "the sampler needs the prior".to_string(),
+        ))?;
+        update(
+            self,
+            input.u,
+            &input.dense_outputs(),
+            input.obs,
+            input.dt,
+            pb,
+            rng,
+        )
+    }
 }
 
 /// One sampler step of the members `u` with outputs `g`.

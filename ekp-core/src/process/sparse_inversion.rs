@@ -79,11 +79,17 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::inversion;
+use rand_chacha::ChaCha20Rng;
+
+use super::{ProcessStep, StepInput, inversion};
+use crate::accelerator::Accelerator;
 use crate::error::EkpError;
+use crate::failure::FailurePolicy;
 use crate::linalg::{anomalies, solve_spd};
 use crate::localization::Localizer;
+use crate::lowrank::Perturbation;
 use crate::observation::NoiseCovariance;
+use crate::scheduler::Scheduler;
 
 /// Settings of sparse EKI (EKP.jl's `SparseInversion`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -180,6 +186,69 @@ impl SparseInversion {
             Some(idx) => idx.clone(),
             None => (0..p).collect(),
         }
+    }
+}
+
+/// EKP.jl's defaults for `SparseInversion`: fixed `Δt = 1`, `sec-nice`,
+/// `sample-success-gauss`, no accelerator.
+impl ProcessStep for SparseInversion {
+    fn default_scheduler(&self) -> Scheduler {
+        Scheduler::Fixed { dt: 1.0 }
+    }
+    fn default_localizer(&self) -> Localizer {
+        Localizer::sec_nice()
+    }
+    fn supports_localization(&self) -> bool {
+        true
+    }
+    fn default_failure_policy(&self) -> FailurePolicy {
+        FailurePolicy::SampleSuccessGauss
+    }
+    fn default_accelerator(&self) -> Accelerator {
+        Accelerator::None
+    }
+    fn impose_prior(&self) -> bool {
+        false
+    }
+    fn perturb_observations(&self) -> bool {
+        self.perturb_observations
+    }
+    fn multiplicative_inflation(&self) -> f64 {
+        0.0
+    }
+
+    /// Draws the EKI step's perturbations exactly as EKI draws them, then
+    /// [`update`]'s draws; a failed projection names the member in the whole
+    /// ensemble (1-based).
+    fn step(&self, input: &StepInput<'_>, rng: &mut ChaCha20Rng) -> Result<DMatrix<f64>, EkpError> {
+        let g_ok = input.dense_outputs();
+        let perturbation = input
+            .perturb
+            .then(|| Perturbation::draw(rng, input.members));
+        let y_ok = input.perturbed_data(perturbation.as_ref());
+        update(
+            self,
+            input.u,
+            &g_ok,
+            &y_ok,
+            input.obs.noise(),
+            input.dt,
+            input.localizer,
+            rng,
+        )
+        .map_err(|e| match e {
+            EkpError::SparseProjection {
+                member: Some(k),
+                status,
+            } => EkpError::SparseProjection {
+                member: k
+                    .checked_sub(1)
+                    .and_then(|i| input.successful().get(i))
+                    .map(|j| j + 1),
+                status,
+            },
+            other => other,
+        })
     }
 }
 

@@ -9,12 +9,17 @@
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
-use super::PriorBlock;
-use super::inversion::OutputSelection;
+use rand_chacha::ChaCha20Rng;
+
+use super::{OutputSelection, PriorBlock, ProcessStep, StepInput};
+use crate::accelerator::Accelerator;
 use crate::error::EkpError;
+use crate::failure::FailurePolicy;
 use crate::linalg::{anomalies, sym_inverse_and_sqrt};
+use crate::localization::Localizer;
 use crate::lowrank::{GramInput, gram};
 use crate::observation::Observation;
+use crate::scheduler::Scheduler;
 
 /// Settings of ETKI.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -32,6 +37,62 @@ impl TransformInversion {
         Self {
             impose_prior,
             multiplicative_inflation: 0.0,
+        }
+    }
+}
+
+/// EKP.jl's defaults for `TransformInversion()`: data-misfit
+/// (`terminate_at = 1`), no localization (ETKI cannot be localized),
+/// `sample-success-gauss`, no accelerator.
+impl ProcessStep for TransformInversion {
+    fn default_scheduler(&self) -> Scheduler {
+        Scheduler::data_misfit(1.0)
+    }
+    fn default_localizer(&self) -> Localizer {
+        Localizer::None
+    }
+    fn supports_localization(&self) -> bool {
+        false
+    }
+    fn default_failure_policy(&self) -> FailurePolicy {
+        FailurePolicy::SampleSuccessGauss
+    }
+    fn default_accelerator(&self) -> Accelerator {
+        Accelerator::None
+    }
+    fn impose_prior(&self) -> bool {
+        self.impose_prior
+    }
+    fn perturb_observations(&self) -> bool {
+        false
+    }
+    fn multiplicative_inflation(&self) -> f64 {
+        self.multiplicative_inflation
+    }
+
+    /// The streaming low-rank form for a diagonal `Γ`, the dense form
+    /// otherwise. Draws nothing.
+    fn step(
+        &self,
+        input: &StepInput<'_>,
+        _rng: &mut ChaCha20Rng,
+    ) -> Result<DMatrix<f64>, EkpError> {
+        match input.obs.noise().diagonal_if_diagonal() {
+            Some(variances) => update_lowrank(
+                input.u,
+                input.outputs,
+                input.obs.values(),
+                &variances,
+                input.dt,
+                input.prior,
+            ),
+            None => update(
+                input.u,
+                &input.dense_outputs(),
+                input.obs,
+                input.dt,
+                input.prior,
+            ),
         }
     }
 }

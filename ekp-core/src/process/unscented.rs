@@ -50,9 +50,16 @@
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
+use rand_chacha::ChaCha20Rng;
+
+use super::{ProcessStep, StepInput};
+use crate::accelerator::Accelerator;
 use crate::error::EkpError;
+use crate::failure::FailurePolicy;
 use crate::linalg::{solve_spd, sym_inverse_and_sqrt};
+use crate::localization::Localizer;
 use crate::observation::Observation;
+use crate::scheduler::Scheduler;
 
 /// The noise scale `Σ_ν = 2Γ` (EKP.jl's `Σ_ν_scale`), applied here to the
 /// prior block too.
@@ -185,6 +192,49 @@ impl Unscented {
             mean[0] = 1.0;
         }
         Weights { mean, cov, offsets }
+    }
+}
+
+/// EKP.jl's defaults for `Unscented` (UKI and UTKI alike): data-misfit
+/// (`terminate_at = 1`), no localization, `sample-success-gauss` (EKP.jl's
+/// reweighting of the successful sigma points), no accelerator. The
+/// ensemble is a set of sigma points, updated as a whole
+/// (by the state's own update), never by groups.
+impl ProcessStep for Unscented {
+    fn default_scheduler(&self) -> Scheduler {
+        Scheduler::data_misfit(1.0)
+    }
+    fn default_localizer(&self) -> Localizer {
+        Localizer::None
+    }
+    fn supports_localization(&self) -> bool {
+        false
+    }
+    fn default_failure_policy(&self) -> FailurePolicy {
+        FailurePolicy::SampleSuccessGauss
+    }
+    fn default_accelerator(&self) -> Accelerator {
+        Accelerator::None
+    }
+    fn impose_prior(&self) -> bool {
+        self.impose_prior
+    }
+    fn perturb_observations(&self) -> bool {
+        false
+    }
+    fn multiplicative_inflation(&self) -> f64 {
+        0.0
+    }
+
+    /// An error: the unscented processes are not updated group by group.
+    fn step(
+        &self,
+        _input: &StepInput<'_>,
+        _rng: &mut ChaCha20Rng,
+    ) -> Result<DMatrix<f64>, EkpError> {
+        Err(EkpError::InvalidSetting(
+            "unscented processes are updated as a whole, not by groups".to_string(),
+        ))
     }
 }
 

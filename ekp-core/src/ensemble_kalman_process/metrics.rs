@@ -1,0 +1,221 @@
+//! [`ErrorMetrics`]: how well one evaluated ensemble fits the data (EKP.jl's
+//! `compute_error!`), and the CRPS behind one of them.
+
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+
+use crate::linalg::column_mean;
+use crate::lowrank::{GramInput, Rows, gram};
+use crate::observation::Observation;
+use crate::scheduler::member_misfits;
+
+/// Error metrics of one evaluated ensemble (EKP.jl's `compute_error!`), over
+/// the successful members.
+///
+/// `bayes_loss` and `crps` are absent (`None`) in states saved by versions
+/// that did not compute them. Differences from EKP.jl: `bayes_loss` takes the
+/// parameter mean of the ensemble that produced the outputs (EKP.jl: of the
+/// updated ensemble, after the update), and `crps` uses the plain sample
+/// statistics for every process (EKP.jl weights UKI's sigma points).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorMetrics {
+    /// The data misfit at the ensemble mean: `(1/d) (y − ḡ)ᵀ Γ⁻¹ (y − ḡ)`.
+    pub loss: f64,
+    /// The mean over members of `√((1/d) (y − g_j)ᵀ Γ⁻¹ (y − g_j))`.
+    pub avg_rmse: f64,
+    /// `(1/d) ‖y − ḡ‖²`.
+    pub unweighted_loss: f64,
+    /// The Bayesian loss at the mean (EKP.jl's `compute_bayes_loss_at_mean`):
+    /// `(1/(d p)) [(y − ḡ)ᵀ Γ⁻¹ (y − ḡ) + (ū − m₀)ᵀ Σ₀⁻¹ (ū − m₀)]`, `ū` the
+    /// unconstrained parameter mean (UKI: the process's mean) of the members
+    /// that were run.
+    #[serde(default)]
+    pub bayes_loss: Option<f64>,
+    /// A Gaussian approximation of the continuous ranked probability score
+    /// (EKP.jl's `compute_crps`): with `A = (g − ḡ)/√(n−1) = U S Vᵀ` (rank
+    /// `r`), `w = S⁻¹ Uᵀ (y − ḡ)`,
+    /// `crps = (1/r) Σ_i s_i [w_i (2Φ(w_i) − 1) + 2φ(w_i) − 1/√π]`.
+    #[serde(default)]
+    pub crps: Option<f64>,
+}
+
+impl ErrorMetrics {
+    /// The metrics of the outputs `g` (`d × n`, successful members only).
+    pub fn compute(g: &DMatrix<f64>, obs: &Observation) -> Self {
+        Self::compute_inner(g, &column_mean(g), obs, true, None)
+    }
+
+    /// The metrics with the loss taken at the given output mean `ḡ` (UKI's
+    /// weighted mean) instead of the plain column mean.
+    pub fn compute_with_mean(g: &DMatrix<f64>, gbar: &DVector<f64>, obs: &Observation) -> Self {
+        Self::compute_inner(g, gbar, obs, false, None)
+    }
+
+    /// The metrics; `plain_mean` when `gbar` is the column mean of `g`, so
+    /// the CRPS may stream over row blocks; `misfits` the member misfits `Φ`
+    /// when they are known.
+    pub(super) fn compute_inner(
+        g: &DMatrix<f64>,
+        gbar: &DVector<f64>,
+        obs: &Observation,
+        plain_mean: bool,
+        misfits: Option<&DVector<f64>>,
+    ) -> Self {
+        let d = obs.dim() as f64;
+        let diff = obs.values() - gbar;
+        let diff_m = DMatrix::from_column_slice(diff.len(), 1, diff.as_slice());
+        let loss = obs.noise().weighted_norms_sq(&diff_m)[0] / d;
+        // Twice the member misfits; column by column for a diagonal Γ.
+        let per = match misfits {
+            Some(phi) => phi * 2.0,
+            None => member_misfits(g, obs) * 2.0,
+        };
+        let avg_rmse = per.iter().map(|v| (v / d).sqrt()).sum::<f64>() / per.len().max(1) as f64;
+        Self {
+            loss,
+            avg_rmse,
+            unweighted_loss: diff.norm_squared() / d,
+            bayes_loss: None,
+            crps: if plain_mean && g.nrows() > g.ncols() {
+                crps_streaming(g, obs.values())
+            } else {
+                crps(g, gbar, obs.values())
+            },
+        }
+    }
+
+    /// These metrics with the Bayesian loss for `d` data values, the
+    /// parameter mean `u_mean` and the (diagonal) prior `N(m₀, diag(σ₀²))`.
+    pub fn with_prior(
+        mut self,
+        d: usize,
+        u_mean: &DVector<f64>,
+        prior_mean: &DVector<f64>,
+        prior_var: &DVector<f64>,
+    ) -> Self {
+        let p = u_mean.len().max(1) as f64;
+        // (1/p) (ū − m₀)ᵀ Σ₀⁻¹ (ū − m₀), as EKP.jl's `prior_misfit_at_mean`.
+        let prior_misfit: f64 = u_mean
+            .iter()
+            .zip(prior_mean.iter())
+            .zip(prior_var.iter())
+            .map(|((u, m), v)| (u - m).powi(2) / v)
+            .sum::<f64>()
+            / p;
+        // `loss` already carries 1/d: (1/p) loss + (1/d) prior misfit.
+        self.bayes_loss = Some(self.loss / p + prior_misfit / d.max(1) as f64);
+        self
+    }
+}
+
+/// CRPS of the ensemble `g` (`d × n`) with mean `gbar` against `y`, through
+/// the `n × n` Gram matrix of the scaled anomalies (so `O(n² d)`); `None` with
+/// fewer than 2 members or a collapsed ensemble.
+fn crps(g: &DMatrix<f64>, gbar: &DVector<f64>, y: &DVector<f64>) -> Option<f64> {
+    let n = g.ncols();
+    if n < 2 {
+        return None;
+    }
+    let mut a = g.clone();
+    for mut col in a.column_iter_mut() {
+        col -= gbar;
+    }
+    a /= ((n - 1) as f64).sqrt();
+    let d = g.nrows();
+    let diff = y - gbar;
+    // The singular values s and w = S⁻¹ Uᵀ diff, through the smaller of the
+    // d × d covariance A Aᵀ and the n × n Gram matrix Aᵀ A.
+    let (sq, ws): (Vec<f64>, Vec<f64>) = if d <= n {
+        let eig = nalgebra::SymmetricEigen::new(&a * a.transpose());
+        let ud = eig.eigenvectors.transpose() * &diff;
+        eig.eigenvalues
+            .iter()
+            .zip(ud.iter())
+            .map(|(&l, &x)| (l, x))
+            .unzip()
+    } else {
+        return crps_from_gram(a.transpose() * &a, a.transpose() * &diff, d);
+    };
+    crps_sum(&sq, &ws, d, n)
+}
+
+/// [`crps`] with the plain column mean, for `d > n`: the Gram matrix `AᵀA`
+/// and `Aᵀ (y − ḡ)` are accumulated over row blocks (no copy of `g`).
+fn crps_streaming(g: &DMatrix<f64>, y: &DVector<f64>) -> Option<f64> {
+    let (d, n) = g.shape();
+    if n < 2 {
+        return None;
+    }
+    let cols: Vec<usize> = (0..n).collect();
+    let ones = DVector::from_element(d, 1.0);
+    let stats = gram(&GramInput {
+        g,
+        rows: Rows::All(d),
+        cols: &cols,
+        weights: &ones,
+        y,
+        perturbation: None,
+    });
+    let s = 1.0 / ((n - 1) as f64).sqrt();
+    crps_from_gram(stats.m * (s * s), stats.c * s, d)
+}
+
+/// The CRPS from the Gram matrix `AᵀA` (`n × n`) of the scaled anomalies and
+/// `Aᵀ (y − ḡ)`, for `d` outputs.
+fn crps_from_gram(ata: DMatrix<f64>, atd: DVector<f64>, d: usize) -> Option<f64> {
+    let n = ata.nrows();
+    let eig = nalgebra::SymmetricEigen::new(ata);
+    let vd = eig.eigenvectors.transpose() * atd;
+    // Uᵀ diff = S⁻¹ Vᵀ Aᵀ diff.
+    let (sq, ws): (Vec<f64>, Vec<f64>) = eig
+        .eigenvalues
+        .iter()
+        .zip(vd.iter())
+        .map(|(&l, &x)| (l, x / l.max(f64::MIN_POSITIVE).sqrt()))
+        .unzip();
+    crps_sum(&sq, &ws, d, n)
+}
+
+/// The CRPS sum over the squared singular values `sq` and `w` (see [`crps`]).
+fn crps_sum(sq: &[f64], ws: &[f64], d: usize, n: usize) -> Option<f64> {
+    let smax = sq.iter().fold(0.0f64, |m, &l| m.max(l)).sqrt();
+    if !(smax > 0.0 && smax.is_finite()) {
+        return None;
+    }
+    // Rank tolerance: eigenvalues of a squared matrix carry rounding of
+    // order ε λ_max, so singular values below √(max(d, n) ε) s_max are zero.
+    let tol = smax * ((d.max(n) as f64) * f64::EPSILON).sqrt();
+    let mut total = 0.0;
+    let mut rank = 0usize;
+    for (&l, &ud) in sq.iter().zip(ws.iter()) {
+        let s = l.max(0.0).sqrt();
+        if s <= tol {
+            continue;
+        }
+        let w = ud / s;
+        let pdf = (-0.5 * w * w).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let cdf = 0.5 * erfc(-w / std::f64::consts::SQRT_2);
+        total += s * (w * (2.0 * cdf - 1.0) + 2.0 * pdf - 1.0 / std::f64::consts::PI.sqrt());
+        rank += 1;
+    }
+    (rank > 0).then(|| total / rank as f64)
+}
+
+/// The complementary error function (Numerical Recipes' Chebyshev fit,
+/// relative error < 1.2e-7: ample for a diagnostic score).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
