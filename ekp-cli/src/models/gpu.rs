@@ -8,9 +8,14 @@ use crate::models::builtin::{BuiltModel, Source};
 /// something) or a runtime failure.
 pub fn gpu_error(e: ekp_gpu::GpuError) -> Error {
     match e {
-        ekp_gpu::GpuError::NoAdapter { .. } | ekp_gpu::GpuError::F64Unsupported { .. } => {
-            InputError::Argument(format!("--backend gpu: {e}")).into()
-        }
+        ekp_gpu::GpuError::NoAdapter { .. } => InputError::Argument(format!(
+            "--backend gpu: {e}; or run on the CPU with `--backend threads`"
+        ))
+        .into(),
+        ekp_gpu::GpuError::F64Unsupported { .. } => InputError::Argument(format!(
+            "--backend gpu --precision f64: {e}; use `--precision f32`, or `--backend threads`"
+        ))
+        .into(),
         other => Error::Runtime(anyhow::Error::new(other).context("GPU backend failed")),
     }
 }
