@@ -38,6 +38,7 @@ pub mod io;
 pub mod models;
 pub mod report;
 pub mod slurm;
+pub mod stop;
 pub mod ui;
 pub mod workflow;
 

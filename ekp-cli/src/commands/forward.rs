@@ -1,7 +1,7 @@
 //! `ekp-cli forward`.
 
 use crate::cli::ForwardArgs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::folder::MemberState;
 use crate::folder::member::STATUS_FILE;
 use crate::workflow::forward::{Forwarded, forward as run_forward};
@@ -9,7 +9,19 @@ use crate::workflow::forward::{Forwarded, forward as run_forward};
 use super::say;
 
 pub(super) fn forward(args: ForwardArgs) -> Result<()> {
-    match run_forward(&args.dir, args.iteration, args.member, args.member_timeout)? {
+    crate::stop::install()?;
+    let ran =
+        run_forward(&args.dir, args.iteration, args.member, args.member_timeout).map_err(|e| {
+            match e {
+                Error::Interrupted { signal, name, .. } => Error::Interrupted {
+                    signal,
+                    name,
+                    hint: "the member was stopped and not recorded (it counts as missing)".into(),
+                },
+                other => other,
+            }
+        })?;
+    match ran {
         Forwarded::Complete { iterations } => say(&format!(
             "nothing to run: the calibration completed at iteration {iterations} ({iterations} \
              updates)"

@@ -38,6 +38,7 @@ fn json_number(x: f64) -> serde_json::Value {
 
 pub(super) fn run(args: RunArgs, quiet: bool) -> Result<()> {
     let started = Instant::now();
+    crate::stop::install()?;
     let request = RunRequest {
         config: args.config.clone(),
         output: args.output.clone(),
@@ -110,13 +111,18 @@ pub(super) fn run(args: RunArgs, quiet: bool) -> Result<()> {
         observers.push(&mut progress);
         observers.push(&mut table);
     }
+    let resume = format!(
+        "{} keeps every finished step: continue with `ekp-cli run --resume --output {}`",
+        folder.dir.display(),
+        folder.dir.display()
+    );
     let ekp = drive(folder, prepared.evaluator.as_ref(), observers).map_err(|e| match e {
-        Error::Runtime(err) => Error::Runtime(err.context(format!(
-            "the run stopped; {} keeps every finished step: continue with `ekp-cli run --resume \
-             --output {}`",
-            folder.dir.display(),
-            folder.dir.display()
-        ))),
+        Error::Runtime(err) => Error::Runtime(err.context(format!("the run stopped; {resume}"))),
+        Error::Interrupted { signal, name, .. } => Error::Interrupted {
+            signal,
+            name,
+            hint: resume.clone(),
+        },
         other => other,
     })?;
     let last = match finish.last {

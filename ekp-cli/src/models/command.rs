@@ -76,6 +76,8 @@ pub enum MemberOutcome {
     Done(Vec<f64>),
     /// Why it failed (also in its `status.toml`).
     Failed(String),
+    /// ekp was asked to stop while it ran: stopped, nothing recorded.
+    Stopped,
 }
 
 /// Replace each `{name}` of `vars` in `arg`, in one pass: a value is never
@@ -145,105 +147,158 @@ pub fn stop_group(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Wait for the child, at most `timeout`. `Ok(None)`: it timed out (and was killed).
-fn wait_with_timeout(
-    child: &mut Child,
-    timeout: Option<Duration>,
-) -> std::io::Result<Option<ExitStatus>> {
-    let Some(limit) = timeout else {
-        return child.wait().map(Some);
-    };
+/// How waiting for a member's process ended.
+enum Waited {
+    /// It exited.
+    Exited(ExitStatus),
+    /// It ran past its time limit and was stopped.
+    TimedOut,
+    /// ekp was asked to stop (a signal) and stopped it.
+    Stopped,
+}
+
+/// Wait for the child, at most `timeout`, watching for a stop request; a
+/// child past its limit or interrupted is stopped with its process group.
+fn wait_for(child: &mut Child, timeout: Option<Duration>) -> std::io::Result<Waited> {
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
+            return Ok(Waited::Exited(status));
+        }
+        if crate::stop::requested().is_some() {
+            stop_group(child);
+            return Ok(Waited::Stopped);
         }
         let elapsed = start.elapsed();
-        if elapsed >= limit {
+        if timeout.is_some_and(|limit| elapsed >= limit) {
             stop_group(child);
-            return Ok(None);
+            return Ok(Waited::TimedOut);
         }
-        std::thread::sleep(pause.min(limit - elapsed));
+        let left = timeout.map_or(Duration::MAX, |limit| limit.saturating_sub(elapsed));
+        std::thread::sleep(pause.min(left));
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// Why a member's run did not give outputs: the reason, and whether the
+/// fault is a malformed output file; or that ekp was stopped.
+enum Problem {
+    Failed(String, bool),
+    Stopped,
+}
+
+fn failed(reason: String) -> Problem {
+    Problem::Failed(reason, false)
+}
+
+/// The member's program as a command: its arguments (placeholders
+/// substituted), folder, environment, log files, its own process group.
+fn command(
+    spec: &CommandSpec,
+    program: &Path,
+    job: &MemberJob<'_>,
+    member_dir: &Path,
+) -> Result<Command, Problem> {
+    let dir = std::path::absolute(job.dir).unwrap_or(job.dir.to_path_buf());
+    let parameters = member_dir.join(PARAMETERS_FILE);
+    if !parameters.is_file() {
+        return Err(failed(format!("{} is missing", parameters.display())));
+    }
+    let log = |name: &str| {
+        std::fs::File::create(member_dir.join(name))
+            .map_err(|e| failed(format!("cannot create {name}: {e}")))
+    };
+    let (stdout, stderr) = (log(STDOUT_FILE)?, log(STDERR_FILE)?);
+    let vars = [
+        ("parameters", parameters.display().to_string()),
+        ("output", member_dir.join(OUTPUT_FILE).display().to_string()),
+        ("member", job.member.to_string()),
+        ("iteration", job.iteration.to_string()),
+        ("member_dir", member_dir.display().to_string()),
+        ("dir", dir.display().to_string()),
+    ];
+    let mut cmd = Command::new(program);
+    cmd.args(spec.args.iter().map(|a| substitute(a, &vars)))
+        .current_dir(member_dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
+    for (name, value) in &vars {
+        cmd.env(format!("EKP_{}", name.to_ascii_uppercase()), value);
+    }
+    cmd.envs(&spec.env);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    Ok(cmd)
+}
+
+/// Start the member's program, wait for it and read its outputs.
+fn execute(
+    spec: &CommandSpec,
+    program: &Path,
+    job: &MemberJob<'_>,
+    member_dir: &Path,
+    exit_code: &mut Option<i32>,
+) -> Result<Vec<f64>, Problem> {
+    if crate::stop::requested().is_some() {
+        return Err(Problem::Stopped);
+    }
+    let mut child = command(spec, program, job, member_dir)?
+        .spawn()
+        .map_err(|e| failed(format!("cannot start {}: {e}", program.display())))?;
+    let status = match wait_for(&mut child, job.timeout)
+        .map_err(|e| failed(format!("cannot wait for the model: {e}")))?
+    {
+        Waited::Exited(status) => status,
+        Waited::Stopped => return Err(Problem::Stopped),
+        Waited::TimedOut => {
+            let t = job.timeout.map_or(0.0, |t| t.as_secs_f64());
+            return Err(failed(format!(
+                "timed out after {t} s and was stopped (SIGTERM, then SIGKILL after {} s)",
+                GRACE.as_secs()
+            )));
+        }
+    };
+    *exit_code = status.code();
+    if !status.success() {
+        return Err(failed(format!(
+            "{} (see {STDERR_FILE})",
+            describe_exit(status)
+        )));
+    }
+    member::read_output(&member_dir.join(OUTPUT_FILE), job.outputs).map_err(|p| {
+        let malformed = matches!(p, OutputProblem::Malformed(_));
+        Problem::Failed(p.to_string(), malformed)
+    })
 }
 
 /// Run one member's program in its folder, wait for it (at most the time
 /// limit), read its output and record the outcome in its `status.toml`.
 ///
-/// Never fails: every problem is a failed member. Only a record that cannot be
-/// written is reported (as a warning): the outcome is returned anyway.
+/// Never fails: every problem is a failed member, except a stop request
+/// (a signal), after which nothing is recorded (the member is run again on
+/// resume). Only a record that cannot be written is reported (as a
+/// warning): the outcome is returned anyway.
 pub fn run_member(spec: &CommandSpec, program: &Path, job: &MemberJob<'_>) -> MemberOutcome {
     let started = Instant::now();
     let member_dir = std::path::absolute(job.member_dir).unwrap_or(job.member_dir.to_path_buf());
-    let dir = std::path::absolute(job.dir).unwrap_or(job.dir.to_path_buf());
-    let output = member_dir.join(OUTPUT_FILE);
     // Leftovers of an earlier run of this member must not be taken for its output.
     for f in [OUTPUT_FILE, member::STATUS_FILE] {
         let _ = std::fs::remove_file(member_dir.join(f));
     }
     let mut exit_code = None;
-    let result: Result<Vec<f64>, (String, bool)> = (|| {
-        let parameters = member_dir.join(PARAMETERS_FILE);
-        if !parameters.is_file() {
-            return Err((format!("{} is missing", parameters.display()), false));
-        }
-        let log = |name: &str| {
-            std::fs::File::create(member_dir.join(name))
-                .map_err(|e| (format!("cannot create {name}: {e}"), false))
-        };
-        let (stdout, stderr) = (log(STDOUT_FILE)?, log(STDERR_FILE)?);
-        let vars = [
-            ("parameters", parameters.display().to_string()),
-            ("output", output.display().to_string()),
-            ("member", job.member.to_string()),
-            ("iteration", job.iteration.to_string()),
-            ("member_dir", member_dir.display().to_string()),
-            ("dir", dir.display().to_string()),
-        ];
-        let mut cmd = Command::new(program);
-        cmd.args(spec.args.iter().map(|a| substitute(a, &vars)))
-            .current_dir(&member_dir)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .env("EKP_PARAMETERS", &vars[0].1)
-            .env("EKP_OUTPUT", &vars[1].1)
-            .env("EKP_MEMBER", &vars[2].1)
-            .env("EKP_ITERATION", &vars[3].1)
-            .env("EKP_MEMBER_DIR", &vars[4].1)
-            .env("EKP_DIR", &vars[5].1)
-            .envs(&spec.env);
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| (format!("cannot start {}: {e}", program.display()), false))?;
-        let status = wait_with_timeout(&mut child, job.timeout)
-            .map_err(|e| (format!("cannot wait for the model: {e}"), false))?;
-        let Some(status) = status else {
-            let t = job.timeout.map_or(0.0, |t| t.as_secs_f64());
-            return Err((format!("timed out after {t} s and was killed"), false));
-        };
-        exit_code = status.code();
-        if !status.success() {
-            return Err((
-                format!("{} (see {STDERR_FILE})", describe_exit(status)),
-                false,
-            ));
-        }
-        member::read_output(&output, job.outputs).map_err(|p| {
-            let malformed = matches!(p, OutputProblem::Malformed(_));
-            (p.to_string(), malformed)
-        })
-    })();
+    let result = execute(spec, program, job, &member_dir, &mut exit_code);
     let (status, reason, malformed) = match &result {
         Ok(_) => (RecordStatus::Done, None, false),
-        Err((r, m)) => (RecordStatus::Failed, Some(r.clone()), *m),
+        Err(Problem::Failed(r, m)) => (RecordStatus::Failed, Some(r.clone()), *m),
+        Err(Problem::Stopped) => {
+            let _ = std::fs::remove_file(member_dir.join(OUTPUT_FILE));
+            return MemberOutcome::Stopped;
+        }
     };
     let record = MemberRecord {
         status,
@@ -260,7 +315,8 @@ pub fn run_member(spec: &CommandSpec, program: &Path, job: &MemberJob<'_>) -> Me
     }
     match result {
         Ok(v) => MemberOutcome::Done(v),
-        Err((r, _)) => MemberOutcome::Failed(r),
+        Err(Problem::Failed(r, _)) => MemberOutcome::Failed(r),
+        Err(Problem::Stopped) => MemberOutcome::Stopped,
     }
 }
 
@@ -325,7 +381,10 @@ impl Evaluator for CommandEvaluator {
                 progress(1);
             });
         });
-        Ok(())
+        match crate::stop::requested() {
+            Some(signal) => Err(crate::stop::interrupted(signal, String::new())),
+            None => Ok(()),
+        }
     }
 }
 

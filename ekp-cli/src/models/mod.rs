@@ -219,6 +219,9 @@ impl Evaluator for InProcess {
         let d = self.model.output_dim();
         let size = chunk_size(members.len());
         for (c, chunk) in members.chunks(size).enumerate() {
+            if let Some(signal) = crate::stop::requested() {
+                return Err(crate::stop::interrupted(signal, String::new()));
+            }
             let started = std::time::Instant::now();
             let p = params.columns(c * size, chunk.len()).into_owned();
             let mut out = DMatrix::zeros(d, chunk.len());

@@ -209,5 +209,9 @@ pub fn drive(
             Advance::Updated { next, .. } => ekp = *next,
             Advance::Completed { ekp, .. } => return Ok(*ekp),
         }
+        // A signal during the update: it is checkpointed; stop here.
+        if let Some(signal) = crate::stop::requested() {
+            return Err(crate::stop::interrupted(signal, String::new()));
+        }
     }
 }
