@@ -251,8 +251,8 @@ fn a_command_run_killed_anywhere_resumes_without_rerunning_finished_members() {
         let done_before = recorded(&work.join("o"));
         interrupted += usize::from(!work.join("o/final_ensemble.csv").exists());
         resumed_midway += usize::from(!done_before.len().is_multiple_of(8));
-        // Model processes of the killed run may still be finishing.
-        std::thread::sleep(Duration::from_millis(300));
+        // Model processes of the killed run may still be running: the
+        // resumed run stops them before it runs those members again.
         let mut resume = args.to_vec();
         resume.push("--resume");
         ok(&ekp(&resume, &work));

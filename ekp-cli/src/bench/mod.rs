@@ -191,7 +191,55 @@ fn integrate_lanes<const L: usize>(
     }
 }
 
-/// Run the benchmark and print its report.
+/// Time the CPU kernel (`threads`: on every core, else one thread);
+/// returns the seconds taken.
+fn cpu(
+    args: &BenchArgs,
+    threads: bool,
+    lanes: usize,
+    params: &DMatrix<f64>,
+    say: Say<'_>,
+) -> Result<f64> {
+    if args.precision == Some(Precision::F32) {
+        return Err(InputError::Argument(
+            "--precision f32: the CPU backends compute in f64 only".into(),
+        )
+        .into());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(if threads {
+            args.threads.unwrap_or(0)
+        } else {
+            1
+        })
+        .build()
+        .context("cannot start the thread pool")?;
+    let model = Lorenz96::new(Lorenz96Config::default()).context("the default Lorenz 96 model")?;
+    let kernel = match args.kernel {
+        KernelArg::Lanes => format!("lanes kernel, {lanes} members side by side"),
+        KernelArg::PerMember => "per-member kernel".to_string(),
+    };
+    say(&format!(
+        "backend: {} ({} thread(s), f64, {kernel})",
+        if threads { "threads" } else { "serial" },
+        pool.current_num_threads()
+    ));
+    let steps = args.steps;
+    let start = Instant::now();
+    let checksum = pool.install(|| match (args.kernel, lanes) {
+        (KernelArg::PerMember, _) => integrate_per_member(&model, params, steps, threads),
+        (KernelArg::Lanes, 4) => integrate_lanes::<4>(&model, params, steps, threads),
+        (KernelArg::Lanes, 16) => integrate_lanes::<16>(&model, params, steps, threads),
+        (KernelArg::Lanes, 8) => integrate_lanes::<8>(&model, params, steps, threads),
+        (KernelArg::Lanes, _) => integrate_lanes::<LANES>(&model, params, steps, threads),
+    });
+    let elapsed = start.elapsed();
+    say(&format!("checksum: {checksum:.6e}"));
+    say(&format!("elapsed: {:.3} s", elapsed.as_secs_f64()));
+    Ok(elapsed.as_secs_f64())
+}
+
+/// Run the benchmark and report it through `say`.
 pub fn bench(args: &BenchArgs, say: Say<'_>) -> Result<()> {
     let Some(backend) = args.backend.filter(|_| !args.update) else {
         return update::bench_update(args, say);
@@ -211,44 +259,8 @@ pub fn bench(args: &BenchArgs, say: Say<'_>) -> Result<()> {
     let member_steps = args.members as f64 * args.steps as f64;
     let rate = match backend {
         Backend::Serial | Backend::Threads => {
-            if args.precision == Some(Precision::F32) {
-                return Err(InputError::Argument(
-                    "--precision f32: the CPU backends compute in f64 only".into(),
-                )
-                .into());
-            }
-            let threads = backend == Backend::Threads;
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(if threads {
-                    args.threads.unwrap_or(0)
-                } else {
-                    1
-                })
-                .build()
-                .context("cannot start the thread pool")?;
-            let model = Lorenz96::new(config).context("the default Lorenz 96 model")?;
-            let kernel = match args.kernel {
-                KernelArg::Lanes => format!("lanes kernel, {lanes} members side by side"),
-                KernelArg::PerMember => "per-member kernel".to_string(),
-            };
-            say(&format!(
-                "backend: {} ({} thread(s), f64, {kernel})",
-                if threads { "threads" } else { "serial" },
-                pool.current_num_threads()
-            ));
-            let steps = args.steps;
-            let start = Instant::now();
-            let checksum = pool.install(|| match (args.kernel, lanes) {
-                (KernelArg::PerMember, _) => integrate_per_member(&model, &params, steps, threads),
-                (KernelArg::Lanes, 4) => integrate_lanes::<4>(&model, &params, steps, threads),
-                (KernelArg::Lanes, 16) => integrate_lanes::<16>(&model, &params, steps, threads),
-                (KernelArg::Lanes, 8) => integrate_lanes::<8>(&model, &params, steps, threads),
-                (KernelArg::Lanes, _) => integrate_lanes::<LANES>(&model, &params, steps, threads),
-            });
-            let elapsed = start.elapsed();
-            say(&format!("checksum: {checksum:.6e}"));
-            say(&format!("elapsed: {:.3} s", elapsed.as_secs_f64()));
-            member_steps / elapsed.as_secs_f64()
+            let elapsed = cpu(args, backend == Backend::Threads, lanes, &params, say)?;
+            member_steps / elapsed
         }
         Backend::Gpu => {
             let precision = args.precision.unwrap_or(Precision::F32).gpu();

@@ -3,7 +3,9 @@
 use crate::cli::UpdateArgs;
 use crate::driver::Advance;
 use crate::error::Result;
-use crate::folder::RunFolder;
+use ekp_core::EnsembleKalmanProcess;
+
+use crate::folder::{RunFolder, UpdateRecord};
 use crate::report::{Format, ReportObserver};
 use crate::workflow::update::{UpdateOptions, Updated, update as run_update};
 
@@ -16,8 +18,8 @@ pub(super) fn update(args: UpdateArgs) -> Result<()> {
         allow_missing: args.allow_missing,
     };
     let mut report = ReportObserver::new(Format::Both);
-    let updated = run_update(&args.dir, options, vec![&mut report])?;
-    let (advance, problems, rewound) = match updated {
+    let outcome = run_update(&args.dir, options, vec![&mut report])?;
+    let (advance, problems, rewound) = match outcome {
         Updated::Nothing(why) => {
             say(&format!("nothing to do: {why}"));
             return Ok(());
@@ -35,60 +37,77 @@ pub(super) fn update(args: UpdateArgs) -> Result<()> {
         ));
     }
     let folder = RunFolder::open(&args.dir)?;
-    let n = folder.cal.ensemble_size;
     match advance {
-        Advance::Updated { next, record } => {
-            let k = record.iteration;
-            if !problems.is_empty() {
-                eprintln!(
-                    "{}: {} of {n} members failed or are missing; the failure policy handles \
-                     them:\n  {}",
-                    folder.layout.iteration_name(k),
-                    n - record.done,
-                    problems.join("\n  ")
-                );
-            }
-            say(&format!(
-                "update {k} applied: Δt = {:.4e}, loss {:.4e}, {}/{n} members; wrote {}'s \
-                 parameter files and {}",
-                record.dt.unwrap_or(f64::NAN),
-                record.metrics.loss,
-                record.done,
-                folder.layout.iteration_name(k + 1),
-                folder.state_path().display()
-            ));
-            if k + 1 >= folder.cal.iterations || next.is_terminated() {
-                say(&format!(
-                    "next: run {} (the final ensemble), then `ekp-cli update` once more to complete",
-                    folder.layout.iteration_name(k + 1)
-                ));
-            }
-        }
+        Advance::Updated { next, record } => updated(&folder, &next, &record, &problems),
         Advance::Completed {
             ekp,
             record,
             terminated_early,
-        } => {
-            if !problems.is_empty() {
-                eprintln!(
-                    "{}: {} of {n} members failed or are missing:\n  {}",
-                    folder.layout.iteration_name(record.iteration),
-                    n - record.done,
-                    problems.join("\n  ")
-                );
-            }
-            say(&format!(
-                "calibration complete: {} updates applied{}, final loss {:.4e}; results in {}",
-                ekp.iterations(),
-                if terminated_early {
-                    " (the scheduler reached its terminal time)"
-                } else {
-                    ""
-                },
-                record.metrics.loss,
-                folder.dir.join("result.toml").display()
-            ));
-        }
+        } => completed(&folder, &ekp, &record, terminated_early, &problems),
     }
     Ok(())
+}
+
+/// Failed or missing members, on stderr.
+fn report_problems(folder: &RunFolder, record: &UpdateRecord, problems: &[String], what: &str) {
+    if !problems.is_empty() {
+        let n = folder.cal.ensemble_size;
+        eprintln!(
+            "{}: {} of {n} members failed or are missing{what}:\n  {}",
+            folder.layout.iteration_name(record.iteration),
+            n - record.done,
+            problems.join("\n  ")
+        );
+    }
+}
+
+fn updated(
+    folder: &RunFolder,
+    next: &EnsembleKalmanProcess,
+    record: &UpdateRecord,
+    problems: &[String],
+) {
+    let (k, n) = (record.iteration, folder.cal.ensemble_size);
+    report_problems(
+        folder,
+        record,
+        problems,
+        "; the failure policy handles them",
+    );
+    say(&format!(
+        "update {k} applied: Δt = {:.4e}, loss {:.4e}, {}/{n} members; wrote {}'s \
+         parameter files and {}",
+        record.dt.unwrap_or(f64::NAN),
+        record.metrics.loss,
+        record.done,
+        folder.layout.iteration_name(k + 1),
+        folder.state_path().display()
+    ));
+    if k + 1 >= folder.cal.iterations || next.is_terminated() {
+        say(&format!(
+            "next: run {} (the final ensemble), then `ekp-cli update` once more to complete",
+            folder.layout.iteration_name(k + 1)
+        ));
+    }
+}
+
+fn completed(
+    folder: &RunFolder,
+    ekp: &EnsembleKalmanProcess,
+    record: &UpdateRecord,
+    terminated_early: bool,
+    problems: &[String],
+) {
+    report_problems(folder, record, problems, "");
+    say(&format!(
+        "calibration complete: {} updates applied{}, final loss {:.4e}; results in {}",
+        ekp.iterations(),
+        if terminated_early {
+            " (the scheduler reached its terminal time)"
+        } else {
+            ""
+        },
+        record.metrics.loss,
+        folder.dir.join("result.toml").display()
+    ));
 }

@@ -476,16 +476,7 @@ impl RunFolder {
                 ),
             ));
         }
-        if let Some(i) = u.iter().position(|m| m.iter().any(|v| !v.is_finite())) {
-            return Err(bad("u", format!("ensemble {i} holds non-finite values")));
-        }
-        if let Some(i) = ekp
-            .dt_history()
-            .iter()
-            .position(|t| !(t.is_finite() && *t > 0.0))
-        {
-            return Err(bad("dt", format!("step {i} is not a positive number")));
-        }
+        Self::check_values(ekp).map_err(|(key, message)| bad(key, message))?;
         let names = ekp.prior().flat_names();
         let want = self.cal.prior.flat_names();
         if names != want {
@@ -517,6 +508,25 @@ impl RunFolder {
                     self.cal.iterations
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// The numbers of a state must be usable: finite ensembles, positive steps.
+    fn check_values(ekp: &EnsembleKalmanProcess) -> Result<(), (&'static str, String)> {
+        if let Some(i) = ekp
+            .u_history()
+            .iter()
+            .position(|m| m.iter().any(|v| !v.is_finite()))
+        {
+            return Err(("u", format!("ensemble {i} holds non-finite values")));
+        }
+        if let Some(i) = ekp
+            .dt_history()
+            .iter()
+            .position(|t| !(t.is_finite() && *t > 0.0))
+        {
+            return Err(("dt", format!("step {i} is not a positive number")));
         }
         Ok(())
     }

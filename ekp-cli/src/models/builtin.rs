@@ -207,6 +207,64 @@ impl BuiltModel {
         })
     }
 
+    /// Synthetic data `(y, Γ)` from the model at the true parameters `theta`.
+    fn truth_data(
+        &self,
+        cal: &Calibration,
+        theta: &DVector<f64>,
+        noise: Option<&NoiseCovariance>,
+    ) -> Result<(DVector<f64>, NoiseCovariance), InputError> {
+        let invalid = |key: &str, message: String| InputError::Invalid {
+            file: cal.source.clone(),
+            key: key.to_string(),
+            message,
+        };
+        let d = self.ensemble.model.output_dim();
+        let mut model_theta = Vec::new();
+        self.ensemble
+            .model
+            .assemble(theta.as_slice(), &mut model_theta);
+        match (&self.lorenz, noise) {
+            (Some(l), given) => {
+                let (y, gamma) = l
+                    .truth(&model_theta)
+                    .map_err(|e| invalid("observations.truth", e.to_string()))?;
+                let noise = match given {
+                    Some(n) => n.clone(),
+                    None => NoiseCovariance::full(gamma).map_err(|e| {
+                        invalid(
+                            "observations.truth",
+                            format!(
+                                "the truth run's sample covariance is unusable as Γ ({e}); give \
+                                 `noise_std` or `covariance`"
+                            ),
+                        )
+                    })?,
+                };
+                Ok((y, noise))
+            }
+            (None, Some(n)) => {
+                let g = self
+                    .ensemble
+                    .model
+                    .evaluate_single(0, theta.as_slice())
+                    .map_err(|e| invalid("observations.truth", e.to_string()))?;
+                let n = resize_scalar(n, d);
+                let mut rng = ChaCha20Rng::seed_from_u64(cal.seed ^ 0x7275_7468);
+                let eta = if n.dim() == d {
+                    n.sample(&mut rng, 1, 1.0)
+                } else {
+                    nalgebra::DMatrix::zeros(d, 1)
+                };
+                Ok((DVector::from_vec(g) + eta.column(0), n))
+            }
+            (None, None) => Err(invalid(
+                "observations",
+                "`truth` needs `noise_std` or `covariance` for this model".into(),
+            )),
+        }
+    }
+
     /// The data of `cal`: as given, or generated from the model at the truth.
     ///
     /// Truth data: the Lorenz 96 model runs one long truth trajectory (y = the
@@ -223,48 +281,7 @@ impl BuiltModel {
         let (values, noise) = match &cal.observations {
             ObservationSpec::Given { values, noise } => (values.clone(), noise.clone()),
             ObservationSpec::Truth { theta, noise } => {
-                let mut model_theta = Vec::new();
-                self.ensemble
-                    .model
-                    .assemble(theta.as_slice(), &mut model_theta);
-                match (&self.lorenz, noise) {
-                    (Some(l), given) => {
-                        let (y, gamma) = l
-                            .truth(&model_theta)
-                            .map_err(|e| invalid("observations.truth", e.to_string()))?;
-                        let noise = match given {
-                            Some(n) => n.clone(),
-                            None => NoiseCovariance::full(gamma).map_err(|e| {
-                                invalid(
-                                    "observations.truth",
-                                    format!("the truth run's sample covariance is unusable as Γ ({e}); give `noise_std` or `covariance`"),
-                                )
-                            })?,
-                        };
-                        (y, noise)
-                    }
-                    (None, Some(n)) => {
-                        let g = self
-                            .ensemble
-                            .model
-                            .evaluate_single(0, theta.as_slice())
-                            .map_err(|e| invalid("observations.truth", e.to_string()))?;
-                        let n = resize_scalar(n, d);
-                        let mut rng = ChaCha20Rng::seed_from_u64(cal.seed ^ 0x7275_7468);
-                        let eta = if n.dim() == d {
-                            n.sample(&mut rng, 1, 1.0)
-                        } else {
-                            nalgebra::DMatrix::zeros(d, 1)
-                        };
-                        (DVector::from_vec(g) + eta.column(0), n)
-                    }
-                    (None, None) => {
-                        return Err(invalid(
-                            "observations",
-                            "`truth` needs `noise_std` or `covariance` for this model".into(),
-                        ));
-                    }
-                }
+                self.truth_data(cal, theta, noise.as_ref())?
             }
         };
         let noise = resize_scalar(&noise, values.len());

@@ -147,6 +147,49 @@ pub fn stop_group(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// In a member folder while its model runs: the process (group) id and host.
+pub const RUNNING_FILE: &str = "running.pid";
+
+/// Stop the process group of an earlier run of the member in `member_dir`
+/// that is still running (its ekp was killed before it could stop it): the
+/// process is ours only if it is on this host and runs in this very folder
+/// (so a reused pid is never signalled).
+fn stop_leftover(member_dir: &Path) {
+    let path = member_dir.join(RUNNING_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let mut words = text.split_whitespace();
+    let (Some(pid), Some(host)) = (
+        words.next().and_then(|p| p.parse::<i32>().ok()),
+        words.next(),
+    ) else {
+        let _ = std::fs::remove_file(&path);
+        return;
+    };
+    let in_folder = |pid: i32| {
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+        let here = std::fs::canonicalize(member_dir).ok();
+        cwd.is_some() && cwd == here
+    };
+    #[cfg(unix)]
+    if host == crate::io::hostname() && pid > 1 && in_folder(pid) {
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        tracing::warn!(
+            "{}: stopping process group {pid} left running by an earlier, killed ekp",
+            member_dir.display()
+        );
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+        let start = Instant::now();
+        while in_folder(pid) && start.elapsed() < GRACE {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 /// How waiting for a member's process ended.
 enum Waited {
     /// It exited.
@@ -250,9 +293,14 @@ fn execute(
     let mut child = command(spec, program, job, member_dir)?
         .spawn()
         .map_err(|e| failed(format!("cannot start {}: {e}", program.display())))?;
-    let status = match wait_for(&mut child, job.timeout)
-        .map_err(|e| failed(format!("cannot wait for the model: {e}")))?
-    {
+    let running = member_dir.join(RUNNING_FILE);
+    let _ = std::fs::write(
+        &running,
+        format!("{} {}\n", child.id(), crate::io::hostname()),
+    );
+    let waited = wait_for(&mut child, job.timeout);
+    let _ = std::fs::remove_file(&running);
+    let status = match waited.map_err(|e| failed(format!("cannot wait for the model: {e}")))? {
         Waited::Exited(status) => status,
         Waited::Stopped => return Err(Problem::Stopped),
         Waited::TimedOut => {
@@ -286,6 +334,9 @@ fn execute(
 pub fn run_member(spec: &CommandSpec, program: &Path, job: &MemberJob<'_>) -> MemberOutcome {
     let started = Instant::now();
     let member_dir = std::path::absolute(job.member_dir).unwrap_or(job.member_dir.to_path_buf());
+    // A run of this member left by an ekp that was killed (SIGKILL) must not
+    // write into the folder while it runs again.
+    stop_leftover(&member_dir);
     // Leftovers of an earlier run of this member must not be taken for its output.
     for f in [OUTPUT_FILE, member::STATUS_FILE] {
         let _ = std::fs::remove_file(member_dir.join(f));

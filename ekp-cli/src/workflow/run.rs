@@ -110,18 +110,59 @@ pub fn prepare(req: &RunRequest, options: &RunOptions) -> Result<Prepared> {
     let observation = models::observation(&cal)?;
     let first = driver::start(&cal, observation)?;
     let hash = content_hash(cal.text.as_bytes());
+    let Claim { fresh, replaced } = decide(req, &occupant, &hash)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| refuse(dir, format!("cannot create the folder ({e})")))?;
+    folder::check_writable(dir)?;
+    let lock = LockGuard::acquire(&dir.join(LOCK_FILE), "ekp-cli run").map_err(Error::Runtime)?;
+    if fresh {
+        folder::clear(dir)?;
+        let config = req.config.as_deref();
+        let folder = RunFolder::create(dir, cal, config, MadeBy::Run, &first)?;
+        return Ok(Prepared {
+            folder,
+            lock,
+            evaluator,
+            backend,
+            resumed_at: None,
+            replaced,
+        });
+    }
+    let folder = RunFolder::open(dir)?;
+    let state = folder.state()?;
+    Ok(Prepared {
+        resumed_at: Some(state.iterations()),
+        folder,
+        lock,
+        evaluator,
+        backend,
+        replaced: false,
+    })
+}
+
+/// What claiming a folder means: start a fresh calibration in it (after
+/// clearing a replaced one), or continue the one it holds.
+struct Claim {
+    fresh: bool,
+    replaced: bool,
+}
+
+/// The table of the module docs: what `req` does with what `dir` holds
+/// (`hash`: of the calibration to run).
+fn decide(req: &RunRequest, occupant: &Occupant, hash: &str) -> Result<Claim> {
+    let dir = &req.output;
     let resume_hint = format!(
         "continue it with `ekp-cli run --resume --output {d}`, replace it with `--overwrite`, \
          or give another --output",
         d = dir.display()
     );
-    let (start_fresh, replaced) = match &occupant {
+    let (fresh, replaced) = match occupant {
         // Nothing finished to resume: `run --resume` starts, so a job script
         // can always say --resume.
         Occupant::Absent | Occupant::Empty | Occupant::Partial => (true, false),
         Occupant::Calibration { meta, complete } => {
             let same = meta.config_hash == hash;
-            match (req.resume, req.overwrite, same, complete) {
+            match (req.resume, req.overwrite, same, *complete) {
                 (true, _, false, _) => {
                     return Err(refuse(
                         dir,
@@ -161,33 +202,7 @@ pub fn prepare(req: &RunRequest, options: &RunOptions) -> Result<Prepared> {
             return Err(refuse(dir, "cannot be claimed".into()));
         }
     };
-    std::fs::create_dir_all(dir)
-        .map_err(|e| refuse(dir, format!("cannot create the folder ({e})")))?;
-    folder::check_writable(dir)?;
-    let lock = LockGuard::acquire(&dir.join(LOCK_FILE), "ekp-cli run").map_err(Error::Runtime)?;
-    if start_fresh {
-        folder::clear(dir)?;
-        let config = req.config.as_deref();
-        let folder = RunFolder::create(dir, cal, config, MadeBy::Run, &first)?;
-        return Ok(Prepared {
-            folder,
-            lock,
-            evaluator,
-            backend,
-            resumed_at: None,
-            replaced,
-        });
-    }
-    let folder = RunFolder::open(dir)?;
-    let state = folder.state()?;
-    Ok(Prepared {
-        resumed_at: Some(state.iterations()),
-        folder,
-        lock,
-        evaluator,
-        backend,
-        replaced: false,
-    })
+    Ok(Claim { fresh, replaced })
 }
 
 /// Drive the folder to the end: evaluate, collect, update and checkpoint
