@@ -1,6 +1,6 @@
 //! The `[model]` table of a `command` model, validated: the program, its
 //! arguments, environment and time limit (how the program is run is
-//! `crate::models::command`'s job).
+//! the `models::command` module's job).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -214,7 +214,7 @@ pub enum ModelSpec {
         /// Values of model parameters that are not calibrated.
         fixed: BTreeMap<String, f64>,
     },
-    /// Any executable, one process per member (see `crate::models::command`).
+    /// Any executable, one process per member (see the `models::command` module).
     Command(command::CommandSpec),
 }
 

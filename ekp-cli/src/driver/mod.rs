@@ -2,7 +2,7 @@
 //! process (argmin's shape: the process never runs the loop):
 //!
 //! 1. **evaluate** — run the members of the current iteration that have no
-//!    recorded outcome yet ([`Evaluator`], implemented by `crate::models`);
+//!    recorded outcome yet ([`Evaluator`], implemented in the `models` layer);
 //!    each outcome is recorded in its member folder as it finishes;
 //! 2. **collect** — read every member's outcome back from the folder
 //!    ([`Driver::collect`]): the outputs `g` (`d × N`), failed and missing

@@ -111,7 +111,7 @@ impl LockGuard {
                             );
                         }
                         let _ = std::fs::remove_file(&aside);
-                        eprintln!(
+                        tracing::warn!(
                             "note: {}: took over a stale lock left by pid {} on {} (no longer running)",
                             path.display(),
                             o.pid,

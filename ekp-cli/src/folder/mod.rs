@@ -12,7 +12,7 @@
 //! DIR/iteration_000/update.toml         what the update of iteration 000's outputs did
 //! DIR/iteration_000/member_001/...      parameters.toml, output.toml, status.toml, logs
 //! DIR/result.toml, history.csv, ...     results (complete once the calibration is)
-//! DIR/plots/, DIR/report.html           figures and the report (see crate::report)
+//! DIR/plots/, DIR/report.html           figures and the report (see the report layer)
 //! ```
 //!
 //! The order of writes makes every step safe to kill at any point: an
