@@ -78,6 +78,24 @@ pub fn read_text(path: &Path) -> Result<String, InputError> {
     read_text_capped(path, MAX_READ_BYTES)
 }
 
+/// `\nend of FILE:\n  ...` with the last `lines` lines of a log, or nothing.
+pub fn tail_of(path: &Path, lines: usize) -> String {
+    let text = read_text_capped(path, 1 << 20).unwrap_or_default();
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if all.is_empty() {
+        return String::new();
+    }
+    let tail = &all[all.len().saturating_sub(lines)..];
+    format!(
+        "\nend of {}:\n  {}",
+        path.display(),
+        tail.iter()
+            .map(|l| l.escape_debug().to_string())
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    )
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

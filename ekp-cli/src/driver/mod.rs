@@ -24,9 +24,10 @@ use nalgebra::{DMatrix, DVector};
 use crate::config::Calibration;
 use crate::error::{Error, InputError, Result};
 use crate::folder::{
-    self, IterationRow, MemberState, RecordKind, RunFolder, UpdateRecord, member, results, tables,
+    self, IterationRow, MemberState, ParameterFilesExt, RecordKind, RunFolder, UpdateRecord,
+    member, results, tables,
 };
-use crate::io::{unix_now, write_atomic};
+use crate::io::{content_hash, unix_now, write_atomic};
 
 /// Testing hook: `EKP_FAULT_INJECTION=update-before-commit` makes the
 /// update abort (as if killed) after writing the next iteration's files and
@@ -198,6 +199,36 @@ impl<'f, 'o> Driver<'f, 'o> {
         evaluator.run_members(self.folder, k, &todo, &params, &progress)
     }
 
+    /// Members (from 1) of iteration `k` whose outcome was computed from
+    /// parameters other than the ones ekp wrote for them (a hand-edited
+    /// `parameters.toml`): their outputs cannot be paired with the member.
+    fn edited_parameters(&self, ekp: &EnsembleKalmanProcess, k: usize) -> Vec<usize> {
+        let theta = ekp.constrained_ensemble();
+        let f = self.folder;
+        (1..=ekp.ensemble_size())
+            .filter(|&j| {
+                let col: Vec<f64> = theta.column(j - 1).iter().copied().collect();
+                let expected = content_hash(
+                    f.cal
+                        .parameter_files
+                        .render(ekp.prior(), &col, k, j)
+                        .as_bytes(),
+                );
+                let dir = f.layout.member_dir(k, j);
+                let ran_with = match member::MemberRecord::read(&dir) {
+                    Some(Ok(r)) => r.parameters_hash,
+                    _ if dir.join(member::OUTPUT_FILE).exists() => {
+                        std::fs::read(dir.join(member::PARAMETERS_FILE))
+                            .ok()
+                            .map(|b| content_hash(&b))
+                    }
+                    _ => None,
+                };
+                ran_with.is_some_and(|h| h != expected)
+            })
+            .collect()
+    }
+
     /// Step 2: every member's outcome in `ekp`'s current iteration.
     pub fn collect(
         &self,
@@ -205,6 +236,18 @@ impl<'f, 'o> Driver<'f, 'o> {
         missing: MissingMembers,
     ) -> Result<Collected> {
         let k = ekp.iterations();
+        let edited = self.edited_parameters(ekp, k);
+        if !edited.is_empty() {
+            return Err(InputError::Argument(format!(
+                "{}: members {} ran with a parameters.toml that is not the one ekp wrote for \
+                 them (edited by hand?), so their outputs cannot be paired with the ensemble. \
+                 Restore the files and run the members again (`ekp-cli update --rewind-to {k}` \
+                 rewrites them). Nothing was changed.",
+                self.folder.layout.iteration_name(k),
+                compress(&edited)
+            ))
+            .into());
+        }
         let d = folder::output_dim(ekp);
         let n = ekp.ensemble_size();
         let layout = &self.folder.layout;
@@ -254,8 +297,8 @@ impl<'f, 'o> Driver<'f, 'o> {
         if done < 2 {
             let msg = format!(
                 "{it_name}: only {done} of {n} members have usable outputs, and an update needs \
-                 at least 2; nothing was changed:\n  {}",
-                problems.join("\n  ")
+                 at least 2; nothing was changed.{}",
+                self.diagnose(k, &problems)
             );
             return Err(if malformed {
                 InputError::Argument(msg).into()
@@ -270,6 +313,42 @@ impl<'f, 'o> Driver<'f, 'o> {
             missing: absent,
             problems,
         })
+    }
+
+    /// What went wrong with an iteration's members: the most common cause,
+    /// the end of one such member's `stderr.log`, and the first problems.
+    fn diagnose(&self, k: usize, problems: &[String]) -> String {
+        // "iteration_000/member_004: why" → why, counted.
+        let mut causes: Vec<(&str, usize, &str)> = Vec::new();
+        for p in problems {
+            let (label, why) = p.split_once(": ").unwrap_or(("", p));
+            match causes.iter_mut().find(|c| c.0 == why) {
+                Some(c) => c.1 += 1,
+                None => causes.push((why, 1, label)),
+            }
+        }
+        let Some(&(why, count, label)) = causes.iter().max_by_key(|c| c.1) else {
+            return String::new();
+        };
+        let member = label.rsplit('/').next().unwrap_or(label);
+        let log = self
+            .folder
+            .layout
+            .iteration_dir(k)
+            .join(member)
+            .join(member::STDERR_FILE);
+        let shown: Vec<&str> = problems.iter().take(10).map(String::as_str).collect();
+        format!(
+            "\nmost common cause ({count} of {} members): {why}{}\nmembers:\n  {}{}",
+            problems.len(),
+            crate::io::tail_of(&log, 5),
+            shown.join("\n  "),
+            if problems.len() > shown.len() {
+                format!("\n  ... and {} more", problems.len() - shown.len())
+            } else {
+                String::new()
+            }
+        )
     }
 
     /// Steps 3 and 4: update `ekp` with the collected outputs and checkpoint,

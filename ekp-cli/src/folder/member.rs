@@ -236,6 +236,11 @@ pub fn output_toml(values: &[f64]) -> String {
     format!("values = [{}]\n", vals.join(", "))
 }
 
+/// The largest output magnitude ekp accepts: beyond it, squares (in
+/// covariances and misfits) overflow to infinity, so such a member is failed
+/// rather than breaking the update.
+pub const MAX_OUTPUT_MAGNITUDE: f64 = 1e150;
+
 /// Why an output file is not usable.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputProblem {
@@ -244,6 +249,8 @@ pub enum OutputProblem {
     /// It cannot be read, is not TOML, or `values` is absent, not an array of
     /// numbers, or of the wrong length: the file is malformed.
     Malformed(String),
+    /// A finite value too large to compute with: the model failed.
+    TooLarge(String),
     /// It is well formed but holds NaN or ±∞: the model failed.
     NonFinite {
         /// Which value.
@@ -257,9 +264,9 @@ impl std::fmt::Display for OutputProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OutputProblem::Missing => write!(f, "{OUTPUT_FILE} was not written"),
-            OutputProblem::Malformed(m) | OutputProblem::NonFinite { message: m, .. } => {
-                f.write_str(m)
-            }
+            OutputProblem::Malformed(m)
+            | OutputProblem::TooLarge(m)
+            | OutputProblem::NonFinite { message: m, .. } => f.write_str(m),
         }
     }
 }
@@ -322,6 +329,16 @@ pub fn read_output(path: &Path, d: usize) -> Result<Vec<f64>, OutputProblem> {
             values.len()
         )));
     }
+    if let Some((i, v)) = values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.is_finite() && v.abs() > MAX_OUTPUT_MAGNITUDE)
+    {
+        return Err(OutputProblem::TooLarge(format!(
+            "{OUTPUT_FILE}: `values[{i}]` = {v:e} is too large to compute with (|value| above \
+             {MAX_OUTPUT_MAGNITUDE:e}: its square overflows)"
+        )));
+    }
     if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(OutputProblem::NonFinite {
             message: format!("{OUTPUT_FILE}: `values[{i}]` is {v}"),
@@ -361,6 +378,11 @@ pub struct MemberRecord {
     pub seconds: f64,
     /// Where it ran.
     pub host: String,
+    /// The content hash of the `parameters.toml` it ran with (absent in
+    /// records of older versions): `update` refuses outputs whose
+    /// parameters are not the ones ekp wrote for the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters_hash: Option<String>,
 }
 
 impl MemberRecord {
@@ -432,11 +454,13 @@ pub fn classify(dir: &Path, d: usize) -> MemberState {
             values: None,
         },
         (None, Err(OutputProblem::Missing)) if record.is_none() => MemberState::Missing,
-        (None, Err(p @ OutputProblem::Missing)) => MemberState::Failed {
-            reason: p.to_string(),
-            malformed: false,
-            values: None,
-        },
+        (None, Err(p @ (OutputProblem::Missing | OutputProblem::TooLarge(_)))) => {
+            MemberState::Failed {
+                reason: p.to_string(),
+                malformed: false,
+                values: None,
+            }
+        }
         (None, Err(OutputProblem::NonFinite { message, values })) => MemberState::Failed {
             reason: message,
             malformed: false,

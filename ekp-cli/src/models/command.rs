@@ -341,6 +341,9 @@ pub fn run_member(spec: &CommandSpec, program: &Path, job: &MemberJob<'_>) -> Me
     for f in [OUTPUT_FILE, member::STATUS_FILE] {
         let _ = std::fs::remove_file(member_dir.join(f));
     }
+    let parameters_hash = std::fs::read(member_dir.join(PARAMETERS_FILE))
+        .ok()
+        .map(|b| crate::io::content_hash(&b));
     let mut exit_code = None;
     let result = execute(spec, program, job, &member_dir, &mut exit_code);
     let (status, reason, malformed) = match &result {
@@ -358,6 +361,7 @@ pub fn run_member(spec: &CommandSpec, program: &Path, job: &MemberJob<'_>) -> Me
         exit_code,
         seconds: started.elapsed().as_secs_f64(),
         host: crate::io::hostname(),
+        parameters_hash,
     };
     if member_dir.is_dir()
         && let Err(e) = record.write(&member_dir)
@@ -390,7 +394,7 @@ impl CommandEvaluator {
         workers: Option<usize>,
         timeout: Option<Duration>,
     ) -> Result<Self, Error> {
-        let program = spec.check_program(&cal.source)?;
+        let program = resolve_program(spec, &cal.source)?;
         let outputs = Outputs::new(cal)?.outputs;
         Ok(Self {
             spec: spec.clone(),
@@ -400,6 +404,92 @@ impl CommandEvaluator {
             pool: crate::models::thread_pool(workers)?,
         })
     }
+}
+
+/// How many members of iteration 0 must all fail the same way, with none
+/// done, before a run stops early (the model is broken, not unlucky).
+pub const EARLY_FAILURES: usize = 4;
+
+/// The first members' failures of iteration 0, watched for an early stop.
+#[derive(Default)]
+struct Probe {
+    done: usize,
+    failures: Vec<(usize, String)>,
+}
+
+impl Probe {
+    /// After a member of iteration 0 ended: whether every one so far failed,
+    /// enough of them, for one reason.
+    fn record(&mut self, number: usize, outcome: &MemberOutcome) -> bool {
+        match outcome {
+            MemberOutcome::Done(_) => self.done += 1,
+            MemberOutcome::Failed(r) => self.failures.push((number, r.clone())),
+            MemberOutcome::Stopped => {}
+        }
+        self.done == 0
+            && self.failures.len() >= EARLY_FAILURES
+            && self.failures.iter().all(|(_, r)| *r == self.failures[0].1)
+    }
+}
+
+impl CommandEvaluator {
+    /// Run one member, unless the run is stopping early.
+    fn one(
+        &self,
+        folder: &RunFolder,
+        iteration: usize,
+        number: usize,
+        probe: &std::sync::Mutex<Probe>,
+        abort: &std::sync::atomic::AtomicBool,
+    ) {
+        use std::sync::atomic::Ordering;
+        if abort.load(Ordering::SeqCst) {
+            return;
+        }
+        let member_dir = folder.layout.member_dir(iteration, number);
+        let job = MemberJob {
+            dir: &folder.dir,
+            member_dir: &member_dir,
+            iteration,
+            member: number,
+            outputs: self.outputs,
+            timeout: self.timeout,
+        };
+        let outcome = run_member(&self.spec, &self.program, &job);
+        if let MemberOutcome::Failed(reason) = &outcome {
+            tracing::warn!(
+                "{} failed: {reason}",
+                folder.layout.member_label(iteration, number)
+            );
+        }
+        if iteration == 0
+            && let Ok(mut p) = probe.lock()
+            && p.record(number, &outcome)
+        {
+            abort.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The early-stop error: the common reason, the end of one member's
+/// stderr.log; the probe members' records are removed, so that once the
+/// model is fixed, `run --resume` runs them again.
+fn stopped_early(folder: &RunFolder, probe: &Probe) -> Error {
+    let Some((first, reason)) = probe.failures.first() else {
+        return Error::Runtime(anyhow::anyhow!("the run stopped early"));
+    };
+    for (number, _) in &probe.failures {
+        let dir = folder.layout.member_dir(0, *number);
+        let _ = std::fs::remove_file(dir.join(member::STATUS_FILE));
+        let _ = std::fs::remove_file(dir.join(OUTPUT_FILE));
+    }
+    let log = folder.layout.member_dir(0, *first).join(STDERR_FILE);
+    Error::Runtime(anyhow::anyhow!(
+        "the first {} members of iteration 0 all failed the same way, so the model (or its \
+         setup) is broken: {reason}; stopped before running the others.{}",
+        probe.failures.len(),
+        crate::io::tail_of(&log, 5)
+    ))
 }
 
 impl Evaluator for CommandEvaluator {
@@ -412,31 +502,66 @@ impl Evaluator for CommandEvaluator {
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<(), Error> {
         use rayon::prelude::*;
+        let probe = std::sync::Mutex::new(Probe::default());
+        let abort = std::sync::atomic::AtomicBool::new(false);
         self.pool.install(|| {
             members.par_iter().for_each(|&number| {
-                let member_dir = folder.layout.member_dir(iteration, number);
-                let job = MemberJob {
-                    dir: &folder.dir,
-                    member_dir: &member_dir,
-                    iteration,
-                    member: number,
-                    outputs: self.outputs,
-                    timeout: self.timeout,
-                };
-                if let MemberOutcome::Failed(reason) = run_member(&self.spec, &self.program, &job) {
-                    tracing::warn!(
-                        "{} failed: {reason}",
-                        folder.layout.member_label(iteration, number)
-                    );
-                }
+                self.one(folder, iteration, number, &probe, &abort);
                 progress(1);
             });
         });
-        match crate::stop::requested() {
-            Some(signal) => Err(crate::stop::interrupted(signal, String::new())),
-            None => Ok(()),
+        if let Some(signal) = crate::stop::requested() {
+            return Err(crate::stop::interrupted(signal, String::new()));
+        }
+        if abort.load(std::sync::atomic::Ordering::SeqCst) {
+            let probe = probe
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a member's thread panicked"))?;
+            return Err(stopped_early(folder, &probe));
+        }
+        Ok(())
+    }
+}
+
+/// The program of a command model, checked before any member runs: a path
+/// must be an executable file; a bare name must be found on `PATH`.
+pub fn resolve_program(spec: &CommandSpec, file: &str) -> Result<PathBuf, InputError> {
+    let program = spec.check_program(file)?;
+    let invalid = |message: String| InputError::Invalid {
+        file: file.to_string(),
+        key: "model.program".into(),
+        message,
+    };
+    let found = if spec.program.contains('/') {
+        Some(program.clone())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(&program))
+                .find(|p| p.is_file())
+        })
+    };
+    let Some(path) = found else {
+        return Err(invalid(format!(
+            "`{}` is not found on PATH (give a path, e.g. `./{}`, relative to the calibration \
+             file's folder)",
+            spec.program.escape_debug(),
+            spec.program.escape_debug()
+        )));
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode());
+        if mode.is_ok_and(|m| m & 0o111 == 0) {
+            return Err(invalid(format!(
+                "{} is not executable (`chmod +x {}`)",
+                path.display(),
+                path.display()
+            )));
         }
     }
+    Ok(program)
 }
 
 /// The outputs of a command model, as a [`MemberModel`] stand-in that only

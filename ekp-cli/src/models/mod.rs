@@ -26,8 +26,8 @@ use nalgebra::DMatrix;
 use crate::config::{Calibration, ModelSpec};
 use crate::driver::Evaluator;
 use crate::error::{Error, InputError, Result};
-use crate::folder::RunFolder;
 use crate::folder::member::{self, MemberRecord, RecordStatus};
+use crate::folder::{ParameterFilesExt, RunFolder};
 use crate::io::{hostname, write_replace};
 
 pub use builtin::BuiltModel;
@@ -235,11 +235,35 @@ impl Evaluator for InProcess {
             let host = hostname();
             for (i, &m) in chunk.iter().enumerate() {
                 let values: Vec<f64> = out.column(i).iter().copied().collect();
-                record_in_process(folder, iteration, m, &values, seconds, &host)?;
+                let theta: Vec<f64> = p.column(i).iter().copied().collect();
+                let ran_with =
+                    folder
+                        .cal
+                        .parameter_files
+                        .render(&folder.cal.prior, &theta, iteration, m);
+                let run = InProcessRun {
+                    values: &values,
+                    seconds,
+                    host: &host,
+                    parameters_hash: crate::io::content_hash(ran_with.as_bytes()),
+                };
+                record_in_process(folder, iteration, m, &run)?;
             }
         }
         Ok(())
     }
+}
+
+/// What an in-process member's run gave.
+pub struct InProcessRun<'a> {
+    /// Its outputs.
+    pub values: &'a [f64],
+    /// Wall-clock seconds (its share of its chunk's).
+    pub seconds: f64,
+    /// Where it ran.
+    pub host: &'a str,
+    /// The content hash of the `parameters.toml` of the values it ran with.
+    pub parameters_hash: String,
 }
 
 /// Record the outcome of an in-process member: its `output.toml`, then its
@@ -248,10 +272,9 @@ pub fn record_in_process(
     folder: &RunFolder,
     iteration: usize,
     number: usize,
-    values: &[f64],
-    seconds: f64,
-    host: &str,
+    run: &InProcessRun<'_>,
 ) -> Result<()> {
+    let (values, seconds, host) = (run.values, run.seconds, run.host);
     let dir = folder.layout.member_dir(iteration, number);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("{}: cannot create folder", dir.display()))?;
@@ -271,6 +294,7 @@ pub fn record_in_process(
         exit_code: None,
         seconds,
         host: host.to_string(),
+        parameters_hash: Some(run.parameters_hash.clone()),
     }
     .write(&dir)?;
     Ok(())

@@ -20,7 +20,7 @@ pub fn init(config: &Path, dir: &Path, seed: Option<u64>) -> Result<RunFolder> {
     }
     // Validate everything (model, data, program) before writing.
     if let ModelSpec::Command(spec) = &cal.model {
-        spec.check_program(&cal.source)?;
+        models::command::resolve_program(spec, &cal.source)?;
     }
     let observation = models::observation(&cal)?;
     let ekp = driver::start(&cal, observation)?;
