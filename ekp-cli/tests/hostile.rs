@@ -249,6 +249,23 @@ fn odd_paths_and_absurd_flags_are_handled() {
         vec!["run", "--config", "c.toml", "--output", "p", "--jobs", "0"],
         vec!["run", "--output", "p", "--threads", "100000"],
         vec!["run", "--output", "p", "--seed", "18446744073709551615"],
+        vec![
+            "bench",
+            "--backend",
+            "threads",
+            "--members",
+            "1000000000000",
+            "--steps",
+            "1",
+        ],
+        vec![
+            "bench",
+            "--update",
+            "--members",
+            "100000",
+            "--outputs",
+            "10000000",
+        ],
     ] {
         let o = ekp(&args, t);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));

@@ -33,6 +33,12 @@ pub mod update;
 /// Where the report lines go (the command prints them).
 pub type Say<'a> = &'a (dyn Fn(&str) + Sync);
 
+/// The most members `bench` integrates (their states take 36 × 8 bytes
+/// each, ~10 GB at this bound).
+pub const MAX_MEMBERS: usize = 30_000_000;
+/// The most steps `bench` integrates (the GPU kernel counts steps in 32 bits).
+pub const MAX_STEPS: usize = u32::MAX as usize;
+
 /// The CPU integrator `bench` measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum KernelArg {
@@ -246,6 +252,13 @@ pub fn bench(args: &BenchArgs, say: Say<'_>) -> Result<()> {
     };
     if args.members == 0 || args.steps == 0 {
         return Err(InputError::Argument("--members and --steps must be at least 1".into()).into());
+    }
+    if args.members > MAX_MEMBERS || args.steps > MAX_STEPS {
+        return Err(InputError::Argument(format!(
+            "--members {} --steps {}: at most {MAX_MEMBERS} members and {MAX_STEPS} steps",
+            args.members, args.steps
+        ))
+        .into());
     }
     let lanes = args.lanes.unwrap_or(LANES);
     if ![4, 8, 16].contains(&lanes) {

@@ -142,6 +142,9 @@ fn problem(
     Ok(Problem { process, g })
 }
 
+/// The most memory `bench --update` may plan to use (bytes).
+pub const MAX_BYTES: f64 = 16e9;
+
 /// Run `bench --update` and print its report.
 pub fn bench_update(args: &BenchArgs, say: Say<'_>) -> Result<()> {
     let kind = args.process.unwrap_or(UpdateProcessArg::Inversion);
@@ -153,6 +156,17 @@ pub fn bench_update(args: &BenchArgs, say: Say<'_>) -> Result<()> {
             "bench --update needs --members ≥ 2, --parameters ≥ 1, --outputs ≥ 1 and --repeats ≥ 1"
                 .into(),
         )
+        .into());
+    }
+    // The outputs and their anomalies (d × N each), and the parameters.
+    let bytes = 8.0 * (n as f64) * (3.0 * d as f64 + 2.0 * p as f64);
+    if bytes > MAX_BYTES {
+        return Err(InputError::Argument(format!(
+            "bench --update with {n} members, {p} parameters and {d} outputs needs about {:.1} GB; \
+             at most {:.0} GB",
+            bytes / 1e9,
+            MAX_BYTES / 1e9
+        ))
         .into());
     }
     if args.perturb && kind != UpdateProcessArg::Inversion {
