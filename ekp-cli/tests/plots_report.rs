@@ -2,6 +2,7 @@
 //! by `ekp-cli plot --dir DIR` on a file-workflow folder in progress, and
 //! well-formed, complete and self-contained.
 
+#![cfg(feature = "plots")] // figures need the `plots` feature
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
 mod common;

@@ -13,7 +13,7 @@ use ekp_core::{EnsembleKalmanProcess, Prior};
 
 use crate::folder::{IterationRow, constrained_summary};
 use crate::io::write_atomic;
-use crate::report::plot::{self, Format, PlotData};
+use crate::report::plot::{self, Format, PlotData, sampled_note};
 
 /// The ids of the page's sections, in order (tests and scripts rely on them).
 pub const SECTIONS: [&str; 6] = [
@@ -151,7 +151,6 @@ pub fn report_html(
     plot_data: &PlotData,
     svgs: &[(&str, String)],
 ) -> String {
-    let ekp = input.ekp;
     let mut h = String::new();
     let title = format!("ekp calibration: {}", input.dir.display());
     let _ = write!(
@@ -162,13 +161,37 @@ pub fn report_html(
         escape(&title),
         escape(&title)
     );
-    // Summary.
+    summary(&mut h, input, plot_data);
+    plots(&mut h, plot_data, svgs);
+    h.push_str("<section id=\"iterations\">\n<h2>Iterations</h2>\n");
+    rows_table(&mut h, &plot_data.names, input.rows);
+    h.push_str("</section>\n");
+    parameters(&mut h, input.ekp, plot_data);
+    let _ = write!(
+        h,
+        "<section id=\"configuration\">\n<h2>Configuration</h2>\n<pre>{}</pre>\n</section>\n",
+        escape(input.config_text)
+    );
+    let _ = write!(
+        h,
+        "<section id=\"software\">\n<h2>Software</h2>\n<p>ekp-cli {} (ekp-core {})</p>\n</section>\n\
+         </body>\n</html>\n",
+        escape(env!("CARGO_PKG_VERSION")),
+        escape(env!("CARGO_PKG_VERSION")),
+    );
+    h
+}
+
+/// The summary: status, process, ensemble size, updates, newest loss, and
+/// whether the plots show a sample of the members.
+fn summary(h: &mut String, input: &ReportInput<'_>, plot_data: &PlotData) {
+    let ekp = input.ekp;
     let final_loss = plot_data.loss.last().map(|l| l.1);
     let _ = write!(
         h,
         "<section id=\"summary\">\n<h2>Summary</h2>\n<ul>\n<li>status: {}</li>\n\
          <li>process: {}</li>\n<li>ensemble size: {}</li>\n<li>updates applied: {}</li>\n\
-         <li>newest loss: {}</li>\n</ul>\n</section>\n",
+         <li>newest loss: {}</li>\n",
         if input.complete {
             "complete"
         } else {
@@ -179,8 +202,29 @@ pub fn report_html(
         ekp.iterations(),
         final_loss.map_or_else(|| "—".to_string(), |l| format!("{l:.5e}")),
     );
-    // Plots.
+    if let (true, Some(note)) = (plot::BUILT_IN, sampled_note(plot_data.members())) {
+        let _ = writeln!(h, "<li>plots: {note} (evenly spaced)</li>");
+    }
+    h.push_str("</ul>\n</section>\n");
+}
+
+/// The figures, inlined; or why there are none.
+fn plots(h: &mut String, plot_data: &PlotData, svgs: &[(&str, String)]) {
     h.push_str("<section id=\"plots\">\n<h2>Plots</h2>\n");
+    if !plot::BUILT_IN {
+        h.push_str(
+            "<p>Plots were not built into this ekp-cli (it was built without the \
+             <code>plots</code> feature): no figures.</p>\n",
+        );
+    } else if let Some(note) = sampled_note(plot_data.members()) {
+        let _ = writeln!(
+            h,
+            "<p>The scatter and line plots are {note}: {} evenly spaced members of each \
+             ensemble are drawn (the parameter figure shares them among its iterations); \
+             means, histograms and the tables use every member.</p>",
+            plot::grouped(plot::MAX_MEMBERS)
+        );
+    }
     for (title, svg) in svgs {
         let _ = write!(
             h,
@@ -190,13 +234,12 @@ pub fn report_html(
         );
     }
     h.push_str("</section>\n");
-    // Per-iteration table.
-    h.push_str("<section id=\"iterations\">\n<h2>Iterations</h2>\n");
-    rows_table(&mut h, &plot_data.names, input.rows);
-    h.push_str("</section>\n");
-    // Prior and posterior.
+}
+
+/// The prior, and the posterior (the newest ensemble) with the truth.
+fn parameters(h: &mut String, ekp: &EnsembleKalmanProcess, plot_data: &PlotData) {
     h.push_str("<section id=\"parameters\">\n<h2>Parameters</h2>\n<h3>Prior</h3>\n");
-    prior_rows(&mut h, ekp.prior());
+    prior_rows(h, ekp.prior());
     let (mean, std) = constrained_summary(ekp, ekp.ensemble());
     let _ = write!(
         h,
@@ -220,21 +263,6 @@ pub fn report_html(
         );
     }
     h.push_str("</tbody>\n</table>\n<p>Mean: the constrained transform of the unconstrained ensemble mean; std: over the constrained ensemble (as in result.toml).</p>\n</section>\n");
-    // Configuration.
-    let _ = write!(
-        h,
-        "<section id=\"configuration\">\n<h2>Configuration</h2>\n<pre>{}</pre>\n</section>\n",
-        escape(input.config_text)
-    );
-    // Software.
-    let _ = write!(
-        h,
-        "<section id=\"software\">\n<h2>Software</h2>\n<p>ekp-cli {} (ekp-core {})</p>\n</section>\n\
-         </body>\n</html>\n",
-        escape(env!("CARGO_PKG_VERSION")),
-        escape(env!("CARGO_PKG_VERSION")),
-    );
-    h
 }
 
 /// Draw the plots into `dir/plots/` and write `dir/report.html`. Returns the
@@ -249,4 +277,37 @@ pub fn write_report(
     write_atomic(&path, report_html(input, plot_data, &svgs).as_bytes())?;
     written.push(path);
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use nalgebra::DMatrix;
+
+    fn data(n: usize) -> PlotData {
+        PlotData {
+            names: vec!["a".into()],
+            loss: vec![(0, 1.0)],
+            ensembles: vec![DMatrix::zeros(1, n)],
+            truth: None,
+            y: vec![1.0],
+            y_std: vec![0.1],
+            outputs: None,
+        }
+    }
+
+    #[test]
+    fn the_plots_section_says_when_members_are_sampled() {
+        let mut h = String::new();
+        plots(&mut h, &data(1_000_000), &[]);
+        if plot::BUILT_IN {
+            assert!(h.contains("showing 2 000 of 1 000 000 members"), "{h}");
+        } else {
+            assert!(h.contains("not built into this ekp-cli"), "{h}");
+        }
+        let mut h = String::new();
+        plots(&mut h, &data(20), &[]);
+        assert!(!h.contains("showing"), "{h}");
+    }
 }
