@@ -25,6 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::error::{InputError, Result};
+#[cfg(feature = "gpu")]
 use crate::models::gpu::gpu_error;
 use crate::models::{Backend, Precision};
 
@@ -197,6 +198,31 @@ fn integrate_lanes<const L: usize>(
     }
 }
 
+/// Time the GPU kernel; returns member-steps per second.
+#[cfg(feature = "gpu")]
+fn gpu(args: &BenchArgs, params: &DMatrix<f64>, say: Say<'_>) -> Result<f64> {
+    let config = Lorenz96Config::default();
+    let precision = args.precision.unwrap_or(Precision::F32).gpu();
+    let gpu = ekp_gpu::Lorenz96Gpu::new(config, precision).map_err(gpu_error)?;
+    let info = gpu.adapter_info();
+    say(&format!("backend: gpu ({precision})"));
+    say(&format!("adapter: {info}"));
+    let stats = gpu.integrate_only(params, args.steps).map_err(gpu_error)?;
+    say(&format!(
+        "elapsed: {:.3} s in {} dispatch(es), {} chunk(s)",
+        stats.elapsed.as_secs_f64(),
+        stats.dispatches,
+        stats.chunks
+    ));
+    Ok(stats.member_steps_per_second())
+}
+
+/// Without the `gpu` feature: a clear error.
+#[cfg(not(feature = "gpu"))]
+fn gpu(_args: &BenchArgs, _params: &DMatrix<f64>, _say: Say<'_>) -> Result<f64> {
+    Err(crate::models::no_gpu().into())
+}
+
 /// Time the CPU kernel (`threads`: on every core, else one thread);
 /// returns the seconds taken.
 fn cpu(
@@ -267,7 +293,6 @@ pub fn bench(args: &BenchArgs, say: Say<'_>) -> Result<()> {
     if args.threads == Some(0) {
         return Err(InputError::Argument("--threads must be at least 1".into()).into());
     }
-    let config = Lorenz96Config::default();
     let params = parameters(args.members);
     let member_steps = args.members as f64 * args.steps as f64;
     let rate = match backend {
@@ -275,21 +300,7 @@ pub fn bench(args: &BenchArgs, say: Say<'_>) -> Result<()> {
             let elapsed = cpu(args, backend == Backend::Threads, lanes, &params, say)?;
             member_steps / elapsed
         }
-        Backend::Gpu => {
-            let precision = args.precision.unwrap_or(Precision::F32).gpu();
-            let gpu = ekp_gpu::Lorenz96Gpu::new(config, precision).map_err(gpu_error)?;
-            let info = gpu.adapter_info();
-            say(&format!("backend: gpu ({precision})"));
-            say(&format!("adapter: {info}"));
-            let stats = gpu.integrate_only(&params, args.steps).map_err(gpu_error)?;
-            say(&format!(
-                "elapsed: {:.3} s in {} dispatch(es), {} chunk(s)",
-                stats.elapsed.as_secs_f64(),
-                stats.dispatches,
-                stats.chunks
-            ));
-            stats.member_steps_per_second()
-        }
+        Backend::Gpu => gpu(args, &params, say)?,
     };
     say(&format!(
         "members: {}, steps: {}, sites: 36",

@@ -13,6 +13,7 @@
 
 pub mod builtin;
 pub mod command;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub enum Precision {
 
 impl Precision {
     /// The `ekp-gpu` precision.
+    #[cfg(feature = "gpu")]
     pub fn gpu(self) -> ekp_gpu::Precision {
         match self {
             Precision::F32 => ekp_gpu::Precision::F32,
@@ -166,19 +168,48 @@ pub fn evaluator(cal: &Calibration, options: &RunOptions) -> Result<(Box<dyn Eva
                 name,
             ))
         }
-        Backend::Gpu => {
-            let precision = options.precision.unwrap_or(Precision::F32).gpu();
-            let g = gpu::GpuModel::new(cal, &built, precision)?;
-            let name = format!("gpu on {}", g.adapter_info());
-            Ok((
-                Box::new(InProcess {
-                    model: Box::new(g),
-                    pool,
-                }),
-                name,
-            ))
-        }
+        Backend::Gpu => gpu_evaluator(cal, &built, options, pool),
     }
+}
+
+/// The GPU backend's evaluator.
+#[cfg(feature = "gpu")]
+fn gpu_evaluator(
+    cal: &Calibration,
+    built: &BuiltModel,
+    options: &RunOptions,
+    pool: rayon::ThreadPool,
+) -> Result<(Box<dyn Evaluator>, String)> {
+    let precision = options.precision.unwrap_or(Precision::F32).gpu();
+    let g = gpu::GpuModel::new(cal, built, precision)?;
+    let name = format!("gpu on {}", g.adapter_info());
+    Ok((
+        Box::new(InProcess {
+            model: Box::new(g),
+            pool,
+        }),
+        name,
+    ))
+}
+
+/// Without the `gpu` feature, the GPU backend is a clear error.
+#[cfg(not(feature = "gpu"))]
+fn gpu_evaluator(
+    _cal: &Calibration,
+    _built: &BuiltModel,
+    _options: &RunOptions,
+    _pool: rayon::ThreadPool,
+) -> Result<(Box<dyn Evaluator>, String)> {
+    Err(no_gpu().into())
+}
+
+/// The error of `--backend gpu` in a build without the `gpu` feature.
+pub fn no_gpu() -> InputError {
+    InputError::Argument(
+        "--backend gpu: this ekp-cli was built without the `gpu` feature (rebuild with the \
+         default features, or use --backend threads)"
+            .into(),
+    )
 }
 
 fn ev_jobs(workers: Option<usize>) -> String {
@@ -298,4 +329,16 @@ pub fn record_in_process(
     }
     .write(&dir)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod gpu_feature_tests {
+    #[test]
+    fn the_error_without_the_gpu_feature_says_what_to_do() {
+        let e = super::no_gpu().to_string();
+        assert!(
+            e.contains("`gpu` feature") && e.contains("--backend threads"),
+            "{e}"
+        );
+    }
 }
