@@ -91,85 +91,104 @@ impl Parser<'_> {
         }
         String::from_utf8_lossy(&self.s[start..self.i]).into_owned()
     }
+    /// One expression: a number, a name, a quoted name, a vector
+    /// `[a, b, ...]` or a call `f(a, b; k = v)`.
     fn expr(&mut self) -> Result<Expr, String> {
         match self.peek() {
             None => Err("unexpected end".into()),
             Some(b'[') => {
                 self.i += 1;
-                let mut items = Vec::new();
-                if self.peek() == Some(b']') {
+                self.vector()
+            }
+            Some(b'\'' | b'"') => self.quoted(),
+            Some(_) => self.word_or_call(),
+        }
+    }
+
+    /// The items of a vector, after its `[`.
+    fn vector(&mut self) -> Result<Expr, String> {
+        let mut items = Vec::new();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(Expr::Vector(items));
+        }
+        loop {
+            items.push(self.expr()?);
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
                     self.i += 1;
                     return Ok(Expr::Vector(items));
                 }
-                loop {
-                    items.push(self.expr()?);
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Expr::Vector(items));
-                        }
-                        _ => {
-                            return Err(format!("expected `,` or `]` at character {}", self.i + 1));
-                        }
-                    }
+                _ => {
+                    return Err(format!("expected `,` or `]` at character {}", self.i + 1));
                 }
             }
-            Some(b'\'' | b'"') => {
-                let q = self.s[self.i];
+        }
+    }
+
+    /// A name in quotes (`'x'` or `"x"`).
+    fn quoted(&mut self) -> Result<Expr, String> {
+        let q = self.s[self.i];
+        self.i += 1;
+        let start = self.i;
+        while self.i < self.s.len() && self.s[self.i] != q {
+            self.i += 1;
+        }
+        let w = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
+        self.eat(q)?;
+        Ok(Expr::Ident(w))
+    }
+
+    /// A number, a name, or a call of that name.
+    fn word_or_call(&mut self) -> Result<Expr, String> {
+        let w = self.word();
+        if w.is_empty() {
+            return Err(format!("unexpected character at {}", self.i + 1));
+        }
+        let number = match w.as_str() {
+            "Inf" | "+Inf" | "Inf64" => Some(f64::INFINITY),
+            "-Inf" | "-Inf64" => Some(f64::NEG_INFINITY),
+            _ => w.parse::<f64>().ok(),
+        };
+        if let Some(x) = number {
+            return Ok(Expr::Num(x));
+        }
+        if self.peek() != Some(b'(') {
+            return Ok(Expr::Ident(w));
+        }
+        self.i += 1;
+        self.call(w)
+    }
+
+    /// The arguments of a call of `f`, after its `(`: positional ones, and
+    /// keyword ones `k = v` (after `,` or `;`).
+    fn call(&mut self, f: String) -> Result<Expr, String> {
+        let mut args = Vec::new();
+        let mut kwargs = Vec::new();
+        if self.peek() == Some(b')') {
+            self.i += 1;
+            return Ok(Expr::Call(f, args, kwargs));
+        }
+        loop {
+            let e = self.expr()?;
+            if self.peek() == Some(b'=') {
                 self.i += 1;
-                let start = self.i;
-                while self.i < self.s.len() && self.s[self.i] != q {
-                    self.i += 1;
-                }
-                let w = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
-                self.eat(q)?;
-                Ok(Expr::Ident(w))
-            }
-            Some(_) => {
-                let w = self.word();
-                if w.is_empty() {
-                    return Err(format!("unexpected character at {}", self.i + 1));
-                }
-                let number = match w.as_str() {
-                    "Inf" | "+Inf" | "Inf64" => Some(f64::INFINITY),
-                    "-Inf" | "-Inf64" => Some(f64::NEG_INFINITY),
-                    _ => w.parse::<f64>().ok(),
+                let Expr::Ident(k) = e else {
+                    return Err("a keyword argument needs a name".into());
                 };
-                if let Some(x) = number {
-                    return Ok(Expr::Num(x));
-                }
-                if self.peek() != Some(b'(') {
-                    return Ok(Expr::Ident(w));
-                }
-                self.i += 1;
-                let mut args = Vec::new();
-                let mut kwargs = Vec::new();
-                if self.peek() == Some(b')') {
+                kwargs.push((k, self.expr()?));
+            } else {
+                args.push(e);
+            }
+            match self.peek() {
+                Some(b',' | b';') => self.i += 1,
+                Some(b')') => {
                     self.i += 1;
-                    return Ok(Expr::Call(w, args, kwargs));
+                    return Ok(Expr::Call(f, args, kwargs));
                 }
-                loop {
-                    let e = self.expr()?;
-                    if self.peek() == Some(b'=') {
-                        self.i += 1;
-                        let Expr::Ident(k) = e else {
-                            return Err("a keyword argument needs a name".into());
-                        };
-                        kwargs.push((k, self.expr()?));
-                    } else {
-                        args.push(e);
-                    }
-                    match self.peek() {
-                        Some(b',' | b';') => self.i += 1,
-                        Some(b')') => {
-                            self.i += 1;
-                            return Ok(Expr::Call(w, args, kwargs));
-                        }
-                        _ => {
-                            return Err(format!("expected `,` or `)` at character {}", self.i + 1));
-                        }
-                    }
+                _ => {
+                    return Err(format!("expected `,` or `)` at character {}", self.i + 1));
                 }
             }
         }
@@ -324,55 +343,11 @@ fn parameter(name: &str, table: &toml::Table) -> Result<Option<ParameterPrior>, 
     let e = parse_expr(&prior).map_err(|m| format!("`prior = \"{prior}\"`: {m}"))?;
     let built = match &e {
         Expr::Call(f, args, kwargs) if f == "constrained_gaussian" => {
-            let [_name, m, s, lo, hi] = args.as_slice() else {
-                return Err(
-                    "constrained_gaussian needs (name, mean, std, lower, upper)".to_string()
-                );
-            };
-            let mut repeats = 1;
-            for (k, v) in kwargs {
-                if k != "repeats" {
-                    return Err(format!("constrained_gaussian: unsupported keyword `{k}`"));
-                }
-                repeats = count(v)?;
-            }
-            ParameterPrior::constrained_gaussian(
-                name,
-                num(m)?,
-                num(s)?,
-                Some(num(lo)?),
-                Some(num(hi)?),
-                repeats,
-            )
+            constrained_gaussian(name, args, kwargs)?
         }
-        Expr::Call(f, args, _) if f == "Parameterized" => {
-            let [d] = args.as_slice() else {
-                return Err("Parameterized needs one distribution".into());
-            };
-            match d {
-                Expr::Call(g, a, _) if g == "MvNormal" => {
-                    let [n, s] = a.as_slice() else {
-                        return Err("MvNormal is read as MvNormal(n, σ) (zero mean)".into());
-                    };
-                    let n = count(n)?;
-                    ParameterPrior::from_unconstrained(name, 0.0, num(s)?, constraint(cons, n)?, n)
-                }
-                _ => {
-                    let (m, s) = normal(d)?;
-                    ParameterPrior::from_unconstrained(name, m, s, constraint(cons, 1)?, 1)
-                }
-            }
-        }
+        Expr::Call(f, args, _) if f == "Parameterized" => parameterized(name, args, cons)?,
         Expr::Call(f, args, _) if f == "VectorOfParameterized" => {
-            let [inner] = args.as_slice() else {
-                return Err("VectorOfParameterized needs one list of distributions".into());
-            };
-            let items = list(inner)
-                .ok_or("VectorOfParameterized needs `[d1, d2, ...]` or `repeat([d], n)`")??;
-            let comps = items.iter().map(normal).collect::<Result<Vec<_>, _>>()?;
-            let n = comps.len();
-            let (m, s) = same(&comps, "distributions")?;
-            ParameterPrior::from_unconstrained(name, m, s, constraint(cons, n)?, n)
+            vector_of_parameterized(name, args, cons)?
         }
         Expr::Call(f, _, _) => {
             return Err(format!(
@@ -382,7 +357,78 @@ fn parameter(name: &str, table: &toml::Table) -> Result<Option<ParameterPrior>, 
         }
         other => return Err(format!("expected a distribution, got {other:?}")),
     };
-    built.map(Some).map_err(|e| e.to_string())
+    Ok(Some(built))
+}
+
+/// `constrained_gaussian(name, mean, std, lower, upper; repeats = n)` (its
+/// own bounds: no `constraint` needed).
+fn constrained_gaussian(
+    name: &str,
+    args: &[Expr],
+    kwargs: &[(String, Expr)],
+) -> Result<ParameterPrior, String> {
+    let [_name, m, s, lo, hi] = args else {
+        return Err("constrained_gaussian needs (name, mean, std, lower, upper)".to_string());
+    };
+    let mut repeats = 1;
+    for (k, v) in kwargs {
+        if k != "repeats" {
+            return Err(format!("constrained_gaussian: unsupported keyword `{k}`"));
+        }
+        repeats = count(v)?;
+    }
+    ParameterPrior::constrained_gaussian(
+        name,
+        num(m)?,
+        num(s)?,
+        Some(num(lo)?),
+        Some(num(hi)?),
+        repeats,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// `Parameterized(Normal(μ, σ))` or `Parameterized(MvNormal(n, σ))`, with
+/// the table's `constraint`.
+fn parameterized(name: &str, args: &[Expr], cons: Option<&str>) -> Result<ParameterPrior, String> {
+    let [d] = args else {
+        return Err("Parameterized needs one distribution".into());
+    };
+    match d {
+        Expr::Call(g, a, _) if g == "MvNormal" => {
+            let [n, s] = a.as_slice() else {
+                return Err("MvNormal is read as MvNormal(n, σ) (zero mean)".into());
+            };
+            let n = count(n)?;
+            ParameterPrior::from_unconstrained(name, 0.0, num(s)?, constraint(cons, n)?, n)
+                .map_err(|e| e.to_string())
+        }
+        _ => {
+            let (m, s) = normal(d)?;
+            ParameterPrior::from_unconstrained(name, m, s, constraint(cons, 1)?, 1)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// `VectorOfParameterized([Normal(μ, σ), ...])` or
+/// `VectorOfParameterized(repeat([Normal(μ, σ)], n))` of equal components,
+/// with the table's `constraint`.
+fn vector_of_parameterized(
+    name: &str,
+    args: &[Expr],
+    cons: Option<&str>,
+) -> Result<ParameterPrior, String> {
+    let [inner] = args else {
+        return Err("VectorOfParameterized needs one list of distributions".into());
+    };
+    let items =
+        list(inner).ok_or("VectorOfParameterized needs `[d1, d2, ...]` or `repeat([d], n)`")??;
+    let comps = items.iter().map(normal).collect::<Result<Vec<_>, _>>()?;
+    let n = comps.len();
+    let (m, s) = same(&comps, "distributions")?;
+    ParameterPrior::from_unconstrained(name, m, s, constraint(cons, n)?, n)
+        .map_err(|e| e.to_string())
 }
 
 /// The priors of an EKP.jl parameter TOML text; `file` names it in errors.
