@@ -36,6 +36,8 @@ use std::path::Path;
 
 use ekp_core::{Constraint, ParameterPrior, Prior};
 
+use super::limits::{MAX_EXPRESSION_DEPTH, MAX_PARAMETER_SIZE};
+use super::names;
 use crate::error::InputError;
 
 /// A parsed Julia-like expression.
@@ -50,6 +52,9 @@ enum Expr {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Expressions open around the current one (at most
+    /// [`MAX_EXPRESSION_DEPTH`]: the parser recurses).
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -94,6 +99,20 @@ impl Parser<'_> {
     /// One expression: a number, a name, a quoted name, a vector
     /// `[a, b, ...]` or a call `f(a, b; k = v)`.
     fn expr(&mut self) -> Result<Expr, String> {
+        if self.depth >= MAX_EXPRESSION_DEPTH {
+            return Err(format!(
+                "nested deeper than {MAX_EXPRESSION_DEPTH} levels at character {}",
+                self.i + 1
+            ));
+        }
+        self.depth += 1;
+        let e = self.one_expr();
+        self.depth -= 1;
+        e
+    }
+
+    /// [`Parser::expr`], one level deeper.
+    fn one_expr(&mut self) -> Result<Expr, String> {
         match self.peek() {
             None => Err("unexpected end".into()),
             Some(b'[') => {
@@ -199,6 +218,7 @@ fn parse_expr(text: &str) -> Result<Expr, String> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let e = p.expr()?;
     if p.peek().is_some() {
@@ -214,13 +234,19 @@ fn num(e: &Expr) -> Result<f64, String> {
     }
 }
 
+/// A number of components: a whole number from 1 to [`MAX_PARAMETER_SIZE`]
+/// (checked before anything of that size is made).
 fn count(e: &Expr) -> Result<usize, String> {
     let x = num(e)?;
-    if x >= 1.0 && x.fract() == 0.0 && x < 1e9 {
-        Ok(x as usize)
-    } else {
-        Err(format!("expected a positive count, got {x}"))
+    if !(x >= 1.0 && x.fract() == 0.0) {
+        return Err(format!("expected a positive count, got {x}"));
     }
+    if x > MAX_PARAMETER_SIZE as f64 {
+        return Err(format!(
+            "{x} components: at most {MAX_PARAMETER_SIZE} in one parameter"
+        ));
+    }
+    Ok(x as usize)
 }
 
 /// A list given as `[a, b, ...]` or `repeat([a], n)`.
@@ -442,11 +468,17 @@ pub fn priors_from_str(text: &str, file: &str) -> Result<Vec<ParameterPrior>, In
         let toml::Value::Table(t) = v else {
             continue;
         };
-        if let Some(p) = parameter(name, t).map_err(|message| InputError::Invalid {
+        let invalid = |message: String| InputError::Invalid {
             file: file.to_string(),
-            key: name.clone(),
+            // A name that breaks the rule is shown escaped.
+            key: match names::check_name(name) {
+                Ok(()) => name.clone(),
+                Err(_) => name.escape_debug().to_string(),
+            },
             message,
-        })? {
+        };
+        if let Some(p) = parameter(name, t).map_err(&invalid)? {
+            names::check_name(name).map_err(&invalid)?;
             out.push(p);
         }
     }
@@ -463,10 +495,7 @@ pub fn priors_from_str(text: &str, file: &str) -> Result<Vec<ParameterPrior>, In
 /// An EKP.jl parameter TOML file as a table (the template of member files
 /// written in EKP.jl's layout, see [`crate::config::ParameterFiles`]).
 pub fn table_from_file(path: &Path) -> Result<toml::Table, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::io::read_text(path)?;
     toml::from_str(&text).map_err(|e| InputError::Parse {
         file: path.display().to_string(),
         message: e.to_string().trim_end().to_string(),
@@ -475,10 +504,7 @@ pub fn table_from_file(path: &Path) -> Result<toml::Table, InputError> {
 
 /// The prior of an EKP.jl parameter TOML file.
 pub fn prior_from_file(path: &Path) -> Result<Prior, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::io::read_text(path)?;
     let file = path.display().to_string();
     let params = priors_from_str(&text, &file)?;
     Prior::new(params).map_err(|e| InputError::Invalid {

@@ -23,7 +23,9 @@ use crate::error::InputError;
 pub mod command;
 pub mod ekpjl;
 pub mod example;
+pub mod limits;
 mod model;
+pub mod names;
 mod observations;
 mod options;
 mod parameters;
@@ -36,6 +38,7 @@ pub use observations::ObservationSpec;
 pub use options::MinibatchSpec;
 pub use parameters::ParameterFiles;
 
+use limits::Sizes;
 use schema::RawConfig;
 
 /// The embedded default calibration: EKP.jl's Lorenz 96 example.
@@ -96,10 +99,7 @@ impl Calibration {
 
     /// Read and validate a calibration file.
     pub fn from_file(path: &Path) -> Result<Self, InputError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::io::read_text(path)?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -131,6 +131,20 @@ impl Calibration {
         if let ObservationSpec::Given { values, .. } = &observations {
             ctx.check_against_data(&options, values.len())?;
         }
+        let history = raw.process.history.unwrap_or_default();
+        ctx.check_memory(
+            &limits::Sizes {
+                parameters: prior.dim(),
+                outputs: match &observations {
+                    ObservationSpec::Given { values, .. } => values.len(),
+                    ObservationSpec::Truth { .. } => model.truth_outputs(),
+                },
+                members: ensemble_size,
+                iterations,
+                all_outputs: history == HistoryPolicy::All,
+            },
+            raw.process.ensemble_size.is_some(),
+        )?;
         Ok(Self {
             source: source.to_string(),
             text: text.to_string(),
@@ -144,7 +158,7 @@ impl Calibration {
             accelerator: options.accelerator,
             nan_tolerance: options.nan_tolerance,
             inflation: options.inflation,
-            history: raw.process.history.unwrap_or_default(),
+            history,
             minibatch: options.minibatch,
             update_groups: options.update_groups,
             prior,
@@ -233,6 +247,50 @@ impl Ctx<'_> {
             key: key.into(),
             message: message.into(),
         }
+    }
+
+    /// Refuses a calibration whose ensemble history would need more than
+    /// [`limits::MAX_ESTIMATED_BYTES`] (see [`limits::ensemble_history_bytes`]);
+    /// the key is `process.ensemble_size` when given, else the larger of the
+    /// parameters and the data.
+    fn check_memory(&self, sizes: &limits::Sizes, members_given: bool) -> Result<(), InputError> {
+        let bytes = limits::ensemble_history_bytes(sizes);
+        if bytes <= u128::from(limits::MAX_ESTIMATED_BYTES) {
+            return Ok(());
+        }
+        let key = if members_given {
+            "process.ensemble_size"
+        } else if sizes.parameters >= sizes.outputs {
+            "parameters"
+        } else {
+            "observations"
+        };
+        let Sizes {
+            parameters: p,
+            outputs: d,
+            members: n,
+            iterations,
+            all_outputs,
+        } = *sizes;
+        let kept = if all_outputs { "(iterations + 1)" } else { "1" };
+        Err(self.invalid(
+            key,
+            format!(
+                "the ensemble history needs about {} of memory, more than the limit of {} \
+                 (estimated for N = {n} members (process.ensemble_size), p = {p} parameter \
+                 components, d = {d} data values and iterations = {iterations} \
+                 (process.iterations): 8 bytes × N × (p × (iterations + 1) + d × {kept} + d) \
+                 plus {} bytes a member and ensemble); lower some of them{}",
+                limits::human_bytes(bytes),
+                limits::human_bytes(u128::from(limits::MAX_ESTIMATED_BYTES)),
+                limits::MEMBER_BOOKKEEPING_BYTES,
+                if all_outputs {
+                    ", or keep only the last outputs with process.history = \"last\""
+                } else {
+                    ""
+                }
+            ),
+        ))
     }
 
     pub(super) fn matrix(&self, key: &str, rows: &[Vec<f64>]) -> Result<DMatrix<f64>, InputError> {

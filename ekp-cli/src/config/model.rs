@@ -9,6 +9,7 @@ use ekp_models::{Lorenz96Config, SinusoidConfig};
 use nalgebra::{DMatrix, DVector};
 use serde::Deserialize;
 
+use super::limits::{MAX_LORENZ96_SITES, MAX_LORENZ96_TRUTH_SAMPLES, MAX_SINUSOID_SAMPLES};
 use super::{Ctx, command};
 use crate::error::InputError;
 
@@ -41,6 +42,22 @@ pub enum ModelSpec {
 }
 
 impl ModelSpec {
+    /// Outputs per member of a built-in model (the data generated from
+    /// `truth`): Lorenz 96's observables, the linear model's rows, the
+    /// sinusoid's 2; 0 for a command model (it cannot make data).
+    pub(super) fn truth_outputs(&self) -> usize {
+        match self {
+            ModelSpec::Lorenz96 { config, .. } => {
+                // A whole number below 2^52 once validated.
+                let sub_windows = (config.window / config.sub_window).round() as usize;
+                sub_windows / config.fit_windows.max(1)
+            }
+            ModelSpec::Linear { matrix, .. } => matrix.nrows(),
+            ModelSpec::Sinusoid { .. } => 2,
+            ModelSpec::Command(_) => 0,
+        }
+    }
+
     /// The `model.kind` name.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -144,6 +161,19 @@ impl Ctx<'_> {
         fixed: BTreeMap<String, f64>,
     ) -> Result<ModelSpec, InputError> {
         let config: Lorenz96Config = self.settings(table)?;
+        // Bounded before validation, which walks the truth windows.
+        for (key, value, limit) in [
+            ("model.sites", config.sites, MAX_LORENZ96_SITES),
+            (
+                "model.truth_samples",
+                config.truth_samples,
+                MAX_LORENZ96_TRUTH_SAMPLES,
+            ),
+        ] {
+            if value > limit {
+                return Err(self.invalid(key, format!("must be at most {limit}, got {value}")));
+            }
+        }
         config
             .validate()
             .map_err(|e| self.invalid("model", e.to_string()))?;
@@ -159,6 +189,19 @@ impl Ctx<'_> {
         config
             .validate()
             .map_err(|e| self.invalid("model", e.to_string()))?;
+        // The model samples [0, 2π + dt] every dt.
+        let samples = (2.0 * std::f64::consts::PI + config.dt) / config.dt;
+        if !(samples <= MAX_SINUSOID_SAMPLES as f64) {
+            return Err(self.invalid(
+                "model.dt",
+                format!(
+                    "{} makes {samples:.3e} time samples; at most {MAX_SINUSOID_SAMPLES} \
+                     (dt ≥ {:.3e})",
+                    config.dt,
+                    2.0 * std::f64::consts::PI / (MAX_SINUSOID_SAMPLES as f64 - 1.0)
+                ),
+            ));
+        }
         Ok(ModelSpec::Sinusoid { config, fixed })
     }
 

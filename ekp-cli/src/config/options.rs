@@ -8,6 +8,7 @@ use ekp_core::{
 };
 
 use super::Ctx;
+use super::limits::MAX_DATA_VALUES;
 use super::schema::{RawMinibatch, RawOrder, RawProcess, RawUpdateGroup};
 use crate::error::InputError;
 
@@ -243,6 +244,13 @@ impl Ctx<'_> {
                 return Err(self.invalid(
                     "process.minibatch.observation_sizes",
                     "must list positive sizes",
+                ));
+            }
+            let total = sizes.iter().fold(0usize, |sum, &k| sum.saturating_add(k));
+            if total > MAX_DATA_VALUES {
+                return Err(self.invalid(
+                    "process.minibatch.observation_sizes",
+                    format!("add up to {total}; at most {MAX_DATA_VALUES} data values"),
                 ));
             }
             minibatcher

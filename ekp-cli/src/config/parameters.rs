@@ -5,8 +5,9 @@ use std::path::Path;
 
 use ekp_core::{ParameterPrior, Prior};
 
+use super::limits::{MAX_PARAMETER_DIM, MAX_PARAMETER_SIZE};
 use super::schema::{RawConfig, RawParameter, RawPrior};
-use super::{Ctx, ekpjl};
+use super::{Ctx, ekpjl, names};
 use crate::error::InputError;
 
 /// How each member's `parameters.toml` is written and read (the calibration
@@ -42,15 +43,33 @@ impl Ctx<'_> {
     /// The prior, from `[[parameters]]` or from `parameters_from.ekp_toml`
     /// (resolved against `base`), never both.
     pub(super) fn prior_source(&self, raw: &RawConfig, base: &Path) -> Result<Prior, InputError> {
-        match &raw.parameters_from {
-            None => self.prior(&raw.parameters),
-            Some(_) if !raw.parameters.is_empty() => Err(self.invalid(
-                "parameters_from",
-                "give either [[parameters]] or `parameters_from`, not both",
-            )),
-            Some(from) => ekpjl::prior_from_file(&base.join(&from.ekp_toml))
-                .map_err(|e| self.invalid("parameters_from.ekp_toml", e.to_string())),
+        let (prior, key) = match &raw.parameters_from {
+            None => (self.prior(&raw.parameters)?, "parameters"),
+            Some(_) if !raw.parameters.is_empty() => {
+                return Err(self.invalid(
+                    "parameters_from",
+                    "give either [[parameters]] or `parameters_from`, not both",
+                ));
+            }
+            Some(from) => (
+                ekpjl::prior_from_file(&base.join(&from.ekp_toml))
+                    .map_err(|e| self.invalid("parameters_from.ekp_toml", e.to_string()))?,
+                "parameters_from.ekp_toml",
+            ),
+        };
+        // Each size is bounded; their sum cannot overflow (at most one
+        // parameter per byte of a capped file).
+        let dim = prior
+            .parameters()
+            .iter()
+            .fold(0usize, |sum, p| sum.saturating_add(p.size()));
+        if dim > MAX_PARAMETER_DIM {
+            return Err(self.invalid(
+                key,
+                format!("the parameters have {dim} components in all; at most {MAX_PARAMETER_DIM}"),
+            ));
         }
+        Ok(prior)
     }
 
     /// The top-level `parameter_files`: `"flat"` (the default) or `"ekp"`,
@@ -89,13 +108,18 @@ impl Ctx<'_> {
         }
         let mut out = Vec::with_capacity(params.len());
         for (i, p) in params.iter().enumerate() {
+            names::check_name(&p.name)
+                .map_err(|m| self.invalid(format!("parameters[{}].name", i + 1), m))?;
             let key = format!("parameters[{}] (name = \"{}\")", i + 1, p.name);
-            if p.name.trim().is_empty() {
-                return Err(self.invalid(format!("parameters[{}].name", i + 1), "empty name"));
-            }
             let size = p.size.unwrap_or(1);
             if size == 0 {
                 return Err(self.invalid(format!("{key}.size"), "must be at least 1"));
+            }
+            if size > MAX_PARAMETER_SIZE {
+                return Err(self.invalid(
+                    format!("{key}.size"),
+                    format!("must be at most {MAX_PARAMETER_SIZE}, got {size}"),
+                ));
             }
             let built = match p.prior {
                 RawPrior::Gaussian { mean, std } => {

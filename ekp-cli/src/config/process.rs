@@ -7,6 +7,7 @@ use ekp_core::{
 };
 
 use super::Ctx;
+use super::limits::{MAX_ENSEMBLE_SIZE, MAX_ITERATIONS};
 use super::schema::{ProcessKind, RawProcess};
 use crate::error::InputError;
 
@@ -207,31 +208,50 @@ impl Ctx<'_> {
     }
 
     /// Members `N`: derived (unscented), `process.ensemble_size`, or 20; at
-    /// least 2.
+    /// least 2 and at most [`MAX_ENSEMBLE_SIZE`].
     fn ensemble_size(
         &self,
         raw: &RawProcess,
         process: &Process,
         prior: &Prior,
     ) -> Result<usize, InputError> {
-        let n = process
-            .derived_ensemble_size(prior.dim())
-            .unwrap_or_else(|| raw.ensemble_size.unwrap_or(DEFAULT_ENSEMBLE_SIZE));
+        let derived = process.derived_ensemble_size(prior.dim());
+        let n = derived.unwrap_or_else(|| raw.ensemble_size.unwrap_or(DEFAULT_ENSEMBLE_SIZE));
         if n < 2 {
             return Err(self.invalid(
                 "process.ensemble_size",
                 format!("must be at least 2, got {n}"),
             ));
         }
+        if n > MAX_ENSEMBLE_SIZE {
+            return Err(match derived {
+                None => self.invalid(
+                    "process.ensemble_size",
+                    format!("must be at most {MAX_ENSEMBLE_SIZE}, got {n}"),
+                ),
+                Some(_) => self.invalid(
+                    "parameters",
+                    format!(
+                        "{} parameter components make {n} sigma points, more than the \
+                         {MAX_ENSEMBLE_SIZE} members ekp runs",
+                        prior.dim()
+                    ),
+                ),
+            });
+        }
         Ok(n)
     }
 
-    /// `process.iterations`: at least 1 when given.
+    /// `process.iterations`: between 1 and [`MAX_ITERATIONS`] when given.
     fn iterations(&self, raw: &RawProcess) -> Result<(), InputError> {
-        if raw.iterations == Some(0) {
-            return Err(self.invalid("process.iterations", "must be at least 1"));
+        match raw.iterations {
+            Some(0) => Err(self.invalid("process.iterations", "must be at least 1")),
+            Some(k) if k > MAX_ITERATIONS => Err(self.invalid(
+                "process.iterations",
+                format!("must be at most {MAX_ITERATIONS}, got {k}"),
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The settings of `sparse-inversion`: `gamma` (required), `threshold`,
