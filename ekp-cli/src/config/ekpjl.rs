@@ -538,4 +538,66 @@ mod tests {
         assert!(parse_expr("Normal(0, 1").is_err());
         assert!(parse_expr("Normal(0, 1) x").is_err());
     }
+
+    #[test]
+    fn nesting_is_limited_without_recursing_further() {
+        let ok = format!("{}1{}", "[".repeat(63), "]".repeat(63));
+        assert!(parse_expr(&ok).is_ok());
+        let deep = format!("{}1{}", "[".repeat(64), "]".repeat(64));
+        let message = parse_expr(&deep).unwrap_err();
+        assert!(
+            message.contains("nested deeper than 64 levels"),
+            "{message}"
+        );
+        let very_deep = format!("{}1{}", "f(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse_expr(&very_deep).is_err());
+        // Unclosed nesting is refused the same way.
+        assert!(parse_expr(&"[".repeat(100_000)).is_err());
+    }
+
+    #[test]
+    fn counts_are_bounded_by_the_parameter_size_limit() {
+        assert_eq!(count(&Expr::Num(1.0)), Ok(1));
+        assert_eq!(
+            count(&Expr::Num(MAX_PARAMETER_SIZE as f64)),
+            Ok(MAX_PARAMETER_SIZE)
+        );
+        let message = count(&Expr::Num(999_999_999.0)).unwrap_err();
+        assert!(message.contains("at most 1000000"), "{message}");
+        assert!(count(&Expr::Num(1e300)).is_err());
+        assert!(count(&Expr::Num(f64::INFINITY)).is_err());
+        assert!(count(&Expr::Num(f64::NAN)).is_err());
+        assert!(count(&Expr::Num(0.0)).is_err());
+        assert!(count(&Expr::Num(2.5)).is_err());
+        let repeat = parse_expr("repeat([Normal(0, 1)], 999999999)").unwrap();
+        assert!(list(&repeat).unwrap().is_err());
+    }
+
+    #[test]
+    fn huge_priors_are_refused_before_allocating() {
+        for prior in [
+            "VectorOfParameterized(repeat([Normal(0, 1)], 999999999))",
+            "Parameterized(MvNormal(999999999, 1.0))",
+            "constrained_gaussian(x, 1.0, 0.5, 0.0, Inf; repeats = 999999999)",
+        ] {
+            let text = format!("[x]\nprior = \"{prior}\"\nconstraint = \"no_constraint()\"\n");
+            let err = priors_from_str(&text, "p.toml").unwrap_err().to_string();
+            assert!(err.contains("at most 1000000"), "{err}");
+        }
+    }
+
+    #[test]
+    fn names_follow_the_one_rule() {
+        let prior = "prior = \"Parameterized(Normal(0, 1))\"\nconstraint = \"no_constraint()\"\n";
+        let text = format!("[\"a\\nb\"]\n{prior}");
+        let err = priors_from_str(&text, "p.toml").unwrap_err().to_string();
+        assert!(err.contains("`a\\nb`"), "{err}");
+        assert!(err.contains("U+000A"), "{err}");
+        assert!(!err.contains('\n'), "{err:?}");
+        let long = format!("[{}]\n{prior}", "x".repeat(257));
+        assert!(priors_from_str(&long, "p.toml").is_err());
+        // Tables that are not calibrated are not parameters: skipped.
+        let text = format!("[\"a\\tb\"]\nvalue = 1.0\n\n[ok]\n{prior}");
+        assert_eq!(priors_from_str(&text, "p.toml").unwrap().len(), 1);
+    }
 }

@@ -273,6 +273,12 @@ impl Ctx<'_> {
             all_outputs,
         } = *sizes;
         let kept = if all_outputs { "(iterations + 1)" } else { "1" };
+        // Whether `history = "last"` alone would bring it under the limit.
+        let helps = all_outputs
+            && limits::ensemble_history_bytes(&Sizes {
+                all_outputs: false,
+                ..*sizes
+            }) <= u128::from(limits::MAX_ESTIMATED_BYTES);
         Err(self.invalid(
             key,
             format!(
@@ -284,7 +290,7 @@ impl Ctx<'_> {
                 limits::human_bytes(bytes),
                 limits::human_bytes(u128::from(limits::MAX_ESTIMATED_BYTES)),
                 limits::MEMBER_BOOKKEEPING_BYTES,
-                if all_outputs {
+                if helps {
                     ", or keep only the last outputs with process.history = \"last\""
                 } else {
                     ""
@@ -306,5 +312,74 @@ impl Ctx<'_> {
             ));
         }
         Ok(DMatrix::from_fn(nrows, ncols, |i, j| rows[i][j]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// A small calibration of the linear model with `process` keys and
+    /// `parameters` tables.
+    fn parse(process: &str, parameters: &str) -> Result<Calibration, InputError> {
+        let text = format!(
+            "[process]\nkind = \"inversion\"\n{process}\n\n{parameters}\n\n\
+             [observations]\nvalues = [1.0, 2.0]\nnoise_std = 0.1\n\n\
+             [model]\nkind = \"linear\"\nmatrix = [[1.0], [2.0]]\n"
+        );
+        Calibration::parse(&text, "c.toml")
+    }
+
+    const X: &str =
+        "[[parameters]]\nname = \"x\"\nprior = { kind = \"gaussian\", mean = 0.0, std = 1.0 }";
+
+    fn key_of(e: InputError) -> String {
+        match e {
+            InputError::Invalid { key, .. } => key,
+            other => panic!("not Invalid: {other}"),
+        }
+    }
+
+    #[test]
+    fn sizes_at_the_limits_pass_and_beyond_them_are_refused() {
+        assert!(parse("iterations = 1000000", X).is_ok());
+        let e = parse("iterations = 1000001", X).unwrap_err();
+        assert_eq!(key_of(e), "process.iterations");
+        let e = parse("ensemble_size = 10000001", X).unwrap_err();
+        assert_eq!(key_of(e), "process.ensemble_size");
+        let e = parse("", &format!("{X}\nsize = 1000001")).unwrap_err();
+        assert_eq!(key_of(e), "parameters[1] (name = \"x\").size");
+    }
+
+    #[test]
+    fn the_memory_estimate_names_the_key_that_drives_it() {
+        let e = parse("ensemble_size = 10000000", X).unwrap_err();
+        let message = e.to_string();
+        assert!(message.contains("`process.ensemble_size`"), "{message}");
+        assert!(message.contains("GiB"), "{message}");
+        // With the last outputs only, the same ensemble still needs too much.
+        let e = parse("ensemble_size = 10000000\nhistory = \"last\"", X).unwrap_err();
+        assert!(!e.to_string().contains("history = \"last\""), "{e}");
+        // 1000 members of a 1000-component parameter are far below it.
+        let big = format!("{X}\nsize = 1000");
+        let text = format!(
+            "[process]\nkind = \"inversion\"\nensemble_size = 1000\n\n{big}\n\n\
+             [observations]\nvalues = [1.0]\nnoise_std = 0.1\n\n\
+             [model]\nkind = \"linear\"\nmatrix = [[{}]]\n",
+            vec!["1.0"; 1000].join(", ")
+        );
+        assert!(Calibration::parse(&text, "c.toml").is_ok());
+    }
+
+    #[test]
+    fn parameter_names_are_checked_with_their_key() {
+        for name in ["\\n", "a\\u0007", "\\u001b[0m", ""] {
+            let p = format!(
+                "[[parameters]]\nname = \"{name}\"\nprior = {{ kind = \"gaussian\", mean = 0.0, std = 1.0 }}"
+            );
+            let e = parse("", &p).unwrap_err();
+            assert_eq!(key_of(e), "parameters[1].name", "{name}");
+        }
     }
 }

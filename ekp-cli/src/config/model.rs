@@ -189,9 +189,10 @@ impl Ctx<'_> {
         config
             .validate()
             .map_err(|e| self.invalid("model", e.to_string()))?;
-        // The model samples [0, 2π + dt] every dt.
+        // The model samples [0, 2π + dt] every dt; dt > 0 once validated, so
+        // this is positive (infinite for a subnormal dt: refused too).
         let samples = (2.0 * std::f64::consts::PI + config.dt) / config.dt;
-        if !(samples <= MAX_SINUSOID_SAMPLES as f64) {
+        if samples > MAX_SINUSOID_SAMPLES as f64 {
             return Err(self.invalid(
                 "model.dt",
                 format!(
