@@ -63,7 +63,8 @@ impl CommandSpec {
                 return Err(invalid(
                     "model.timeout",
                     format!(
-                        "must be a positive number of seconds, at most {MAX_DURATION_SECS}                          (a year), got {t}"
+                        "must be a positive number of seconds, at most {MAX_DURATION_SECS} \
+                         (a year), got {t}"
                     ),
                 ));
             }

@@ -36,6 +36,8 @@ use std::path::Path;
 
 use ekp_core::{Constraint, ParameterPrior, Prior};
 
+use super::limits::{MAX_EXPRESSION_DEPTH, MAX_PARAMETER_SIZE};
+use super::names;
 use crate::error::InputError;
 
 /// A parsed Julia-like expression.
@@ -50,6 +52,9 @@ enum Expr {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Expressions open around the current one (at most
+    /// [`MAX_EXPRESSION_DEPTH`]: the parser recurses).
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -91,85 +96,118 @@ impl Parser<'_> {
         }
         String::from_utf8_lossy(&self.s[start..self.i]).into_owned()
     }
+    /// One expression: a number, a name, a quoted name, a vector
+    /// `[a, b, ...]` or a call `f(a, b; k = v)`.
     fn expr(&mut self) -> Result<Expr, String> {
+        if self.depth >= MAX_EXPRESSION_DEPTH {
+            return Err(format!(
+                "nested deeper than {MAX_EXPRESSION_DEPTH} levels at character {}",
+                self.i + 1
+            ));
+        }
+        self.depth += 1;
+        let e = self.one_expr();
+        self.depth -= 1;
+        e
+    }
+
+    /// [`Parser::expr`], one level deeper.
+    fn one_expr(&mut self) -> Result<Expr, String> {
         match self.peek() {
             None => Err("unexpected end".into()),
             Some(b'[') => {
                 self.i += 1;
-                let mut items = Vec::new();
-                if self.peek() == Some(b']') {
+                self.vector()
+            }
+            Some(b'\'' | b'"') => self.quoted(),
+            Some(_) => self.word_or_call(),
+        }
+    }
+
+    /// The items of a vector, after its `[`.
+    fn vector(&mut self) -> Result<Expr, String> {
+        let mut items = Vec::new();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(Expr::Vector(items));
+        }
+        loop {
+            items.push(self.expr()?);
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
                     self.i += 1;
                     return Ok(Expr::Vector(items));
                 }
-                loop {
-                    items.push(self.expr()?);
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Expr::Vector(items));
-                        }
-                        _ => {
-                            return Err(format!("expected `,` or `]` at character {}", self.i + 1));
-                        }
-                    }
+                _ => {
+                    return Err(format!("expected `,` or `]` at character {}", self.i + 1));
                 }
             }
-            Some(b'\'' | b'"') => {
-                let q = self.s[self.i];
+        }
+    }
+
+    /// A name in quotes (`'x'` or `"x"`).
+    fn quoted(&mut self) -> Result<Expr, String> {
+        let q = self.s[self.i];
+        self.i += 1;
+        let start = self.i;
+        while self.i < self.s.len() && self.s[self.i] != q {
+            self.i += 1;
+        }
+        let w = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
+        self.eat(q)?;
+        Ok(Expr::Ident(w))
+    }
+
+    /// A number, a name, or a call of that name.
+    fn word_or_call(&mut self) -> Result<Expr, String> {
+        let w = self.word();
+        if w.is_empty() {
+            return Err(format!("unexpected character at {}", self.i + 1));
+        }
+        let number = match w.as_str() {
+            "Inf" | "+Inf" | "Inf64" => Some(f64::INFINITY),
+            "-Inf" | "-Inf64" => Some(f64::NEG_INFINITY),
+            _ => w.parse::<f64>().ok(),
+        };
+        if let Some(x) = number {
+            return Ok(Expr::Num(x));
+        }
+        if self.peek() != Some(b'(') {
+            return Ok(Expr::Ident(w));
+        }
+        self.i += 1;
+        self.call(w)
+    }
+
+    /// The arguments of a call of `f`, after its `(`: positional ones, and
+    /// keyword ones `k = v` (after `,` or `;`).
+    fn call(&mut self, f: String) -> Result<Expr, String> {
+        let mut args = Vec::new();
+        let mut kwargs = Vec::new();
+        if self.peek() == Some(b')') {
+            self.i += 1;
+            return Ok(Expr::Call(f, args, kwargs));
+        }
+        loop {
+            let e = self.expr()?;
+            if self.peek() == Some(b'=') {
                 self.i += 1;
-                let start = self.i;
-                while self.i < self.s.len() && self.s[self.i] != q {
-                    self.i += 1;
-                }
-                let w = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
-                self.eat(q)?;
-                Ok(Expr::Ident(w))
-            }
-            Some(_) => {
-                let w = self.word();
-                if w.is_empty() {
-                    return Err(format!("unexpected character at {}", self.i + 1));
-                }
-                let number = match w.as_str() {
-                    "Inf" | "+Inf" | "Inf64" => Some(f64::INFINITY),
-                    "-Inf" | "-Inf64" => Some(f64::NEG_INFINITY),
-                    _ => w.parse::<f64>().ok(),
+                let Expr::Ident(k) = e else {
+                    return Err("a keyword argument needs a name".into());
                 };
-                if let Some(x) = number {
-                    return Ok(Expr::Num(x));
-                }
-                if self.peek() != Some(b'(') {
-                    return Ok(Expr::Ident(w));
-                }
-                self.i += 1;
-                let mut args = Vec::new();
-                let mut kwargs = Vec::new();
-                if self.peek() == Some(b')') {
+                kwargs.push((k, self.expr()?));
+            } else {
+                args.push(e);
+            }
+            match self.peek() {
+                Some(b',' | b';') => self.i += 1,
+                Some(b')') => {
                     self.i += 1;
-                    return Ok(Expr::Call(w, args, kwargs));
+                    return Ok(Expr::Call(f, args, kwargs));
                 }
-                loop {
-                    let e = self.expr()?;
-                    if self.peek() == Some(b'=') {
-                        self.i += 1;
-                        let Expr::Ident(k) = e else {
-                            return Err("a keyword argument needs a name".into());
-                        };
-                        kwargs.push((k, self.expr()?));
-                    } else {
-                        args.push(e);
-                    }
-                    match self.peek() {
-                        Some(b',' | b';') => self.i += 1,
-                        Some(b')') => {
-                            self.i += 1;
-                            return Ok(Expr::Call(w, args, kwargs));
-                        }
-                        _ => {
-                            return Err(format!("expected `,` or `)` at character {}", self.i + 1));
-                        }
-                    }
+                _ => {
+                    return Err(format!("expected `,` or `)` at character {}", self.i + 1));
                 }
             }
         }
@@ -180,6 +218,7 @@ fn parse_expr(text: &str) -> Result<Expr, String> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let e = p.expr()?;
     if p.peek().is_some() {
@@ -195,13 +234,19 @@ fn num(e: &Expr) -> Result<f64, String> {
     }
 }
 
+/// A number of components: a whole number from 1 to [`MAX_PARAMETER_SIZE`]
+/// (checked before anything of that size is made).
 fn count(e: &Expr) -> Result<usize, String> {
     let x = num(e)?;
-    if x >= 1.0 && x.fract() == 0.0 && x < 1e9 {
-        Ok(x as usize)
-    } else {
-        Err(format!("expected a positive count, got {x}"))
+    if !(x >= 1.0 && x.fract() == 0.0) {
+        return Err(format!("expected a positive count, got {x}"));
     }
+    if x > MAX_PARAMETER_SIZE as f64 {
+        return Err(format!(
+            "{x} components: at most {MAX_PARAMETER_SIZE} in one parameter"
+        ));
+    }
+    Ok(x as usize)
 }
 
 /// A list given as `[a, b, ...]` or `repeat([a], n)`.
@@ -324,55 +369,11 @@ fn parameter(name: &str, table: &toml::Table) -> Result<Option<ParameterPrior>, 
     let e = parse_expr(&prior).map_err(|m| format!("`prior = \"{prior}\"`: {m}"))?;
     let built = match &e {
         Expr::Call(f, args, kwargs) if f == "constrained_gaussian" => {
-            let [_name, m, s, lo, hi] = args.as_slice() else {
-                return Err(
-                    "constrained_gaussian needs (name, mean, std, lower, upper)".to_string()
-                );
-            };
-            let mut repeats = 1;
-            for (k, v) in kwargs {
-                if k != "repeats" {
-                    return Err(format!("constrained_gaussian: unsupported keyword `{k}`"));
-                }
-                repeats = count(v)?;
-            }
-            ParameterPrior::constrained_gaussian(
-                name,
-                num(m)?,
-                num(s)?,
-                Some(num(lo)?),
-                Some(num(hi)?),
-                repeats,
-            )
+            constrained_gaussian(name, args, kwargs)?
         }
-        Expr::Call(f, args, _) if f == "Parameterized" => {
-            let [d] = args.as_slice() else {
-                return Err("Parameterized needs one distribution".into());
-            };
-            match d {
-                Expr::Call(g, a, _) if g == "MvNormal" => {
-                    let [n, s] = a.as_slice() else {
-                        return Err("MvNormal is read as MvNormal(n, σ) (zero mean)".into());
-                    };
-                    let n = count(n)?;
-                    ParameterPrior::from_unconstrained(name, 0.0, num(s)?, constraint(cons, n)?, n)
-                }
-                _ => {
-                    let (m, s) = normal(d)?;
-                    ParameterPrior::from_unconstrained(name, m, s, constraint(cons, 1)?, 1)
-                }
-            }
-        }
+        Expr::Call(f, args, _) if f == "Parameterized" => parameterized(name, args, cons)?,
         Expr::Call(f, args, _) if f == "VectorOfParameterized" => {
-            let [inner] = args.as_slice() else {
-                return Err("VectorOfParameterized needs one list of distributions".into());
-            };
-            let items = list(inner)
-                .ok_or("VectorOfParameterized needs `[d1, d2, ...]` or `repeat([d], n)`")??;
-            let comps = items.iter().map(normal).collect::<Result<Vec<_>, _>>()?;
-            let n = comps.len();
-            let (m, s) = same(&comps, "distributions")?;
-            ParameterPrior::from_unconstrained(name, m, s, constraint(cons, n)?, n)
+            vector_of_parameterized(name, args, cons)?
         }
         Expr::Call(f, _, _) => {
             return Err(format!(
@@ -382,7 +383,78 @@ fn parameter(name: &str, table: &toml::Table) -> Result<Option<ParameterPrior>, 
         }
         other => return Err(format!("expected a distribution, got {other:?}")),
     };
-    built.map(Some).map_err(|e| e.to_string())
+    Ok(Some(built))
+}
+
+/// `constrained_gaussian(name, mean, std, lower, upper; repeats = n)` (its
+/// own bounds: no `constraint` needed).
+fn constrained_gaussian(
+    name: &str,
+    args: &[Expr],
+    kwargs: &[(String, Expr)],
+) -> Result<ParameterPrior, String> {
+    let [_name, m, s, lo, hi] = args else {
+        return Err("constrained_gaussian needs (name, mean, std, lower, upper)".to_string());
+    };
+    let mut repeats = 1;
+    for (k, v) in kwargs {
+        if k != "repeats" {
+            return Err(format!("constrained_gaussian: unsupported keyword `{k}`"));
+        }
+        repeats = count(v)?;
+    }
+    ParameterPrior::constrained_gaussian(
+        name,
+        num(m)?,
+        num(s)?,
+        Some(num(lo)?),
+        Some(num(hi)?),
+        repeats,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// `Parameterized(Normal(μ, σ))` or `Parameterized(MvNormal(n, σ))`, with
+/// the table's `constraint`.
+fn parameterized(name: &str, args: &[Expr], cons: Option<&str>) -> Result<ParameterPrior, String> {
+    let [d] = args else {
+        return Err("Parameterized needs one distribution".into());
+    };
+    match d {
+        Expr::Call(g, a, _) if g == "MvNormal" => {
+            let [n, s] = a.as_slice() else {
+                return Err("MvNormal is read as MvNormal(n, σ) (zero mean)".into());
+            };
+            let n = count(n)?;
+            ParameterPrior::from_unconstrained(name, 0.0, num(s)?, constraint(cons, n)?, n)
+                .map_err(|e| e.to_string())
+        }
+        _ => {
+            let (m, s) = normal(d)?;
+            ParameterPrior::from_unconstrained(name, m, s, constraint(cons, 1)?, 1)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// `VectorOfParameterized([Normal(μ, σ), ...])` or
+/// `VectorOfParameterized(repeat([Normal(μ, σ)], n))` of equal components,
+/// with the table's `constraint`.
+fn vector_of_parameterized(
+    name: &str,
+    args: &[Expr],
+    cons: Option<&str>,
+) -> Result<ParameterPrior, String> {
+    let [inner] = args else {
+        return Err("VectorOfParameterized needs one list of distributions".into());
+    };
+    let items =
+        list(inner).ok_or("VectorOfParameterized needs `[d1, d2, ...]` or `repeat([d], n)`")??;
+    let comps = items.iter().map(normal).collect::<Result<Vec<_>, _>>()?;
+    let n = comps.len();
+    let (m, s) = same(&comps, "distributions")?;
+    ParameterPrior::from_unconstrained(name, m, s, constraint(cons, n)?, n)
+        .map_err(|e| e.to_string())
 }
 
 /// The priors of an EKP.jl parameter TOML text; `file` names it in errors.
@@ -396,11 +468,17 @@ pub fn priors_from_str(text: &str, file: &str) -> Result<Vec<ParameterPrior>, In
         let toml::Value::Table(t) = v else {
             continue;
         };
-        if let Some(p) = parameter(name, t).map_err(|message| InputError::Invalid {
+        let invalid = |message: String| InputError::Invalid {
             file: file.to_string(),
-            key: name.clone(),
+            // A name that breaks the rule is shown escaped.
+            key: match names::check_name(name) {
+                Ok(()) => name.clone(),
+                Err(_) => name.escape_debug().to_string(),
+            },
             message,
-        })? {
+        };
+        if let Some(p) = parameter(name, t).map_err(&invalid)? {
+            names::check_name(name).map_err(&invalid)?;
             out.push(p);
         }
     }
@@ -417,10 +495,7 @@ pub fn priors_from_str(text: &str, file: &str) -> Result<Vec<ParameterPrior>, In
 /// An EKP.jl parameter TOML file as a table (the template of member files
 /// written in EKP.jl's layout, see [`crate::config::ParameterFiles`]).
 pub fn table_from_file(path: &Path) -> Result<toml::Table, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::io::read_text(path)?;
     toml::from_str(&text).map_err(|e| InputError::Parse {
         file: path.display().to_string(),
         message: e.to_string().trim_end().to_string(),
@@ -429,10 +504,7 @@ pub fn table_from_file(path: &Path) -> Result<toml::Table, InputError> {
 
 /// The prior of an EKP.jl parameter TOML file.
 pub fn prior_from_file(path: &Path) -> Result<Prior, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::io::read_text(path)?;
     let file = path.display().to_string();
     let params = priors_from_str(&text, &file)?;
     Prior::new(params).map_err(|e| InputError::Invalid {
@@ -465,5 +537,67 @@ mod tests {
         assert_eq!(parse_expr("1e-3").unwrap(), Expr::Num(1e-3));
         assert!(parse_expr("Normal(0, 1").is_err());
         assert!(parse_expr("Normal(0, 1) x").is_err());
+    }
+
+    #[test]
+    fn nesting_is_limited_without_recursing_further() {
+        let ok = format!("{}1{}", "[".repeat(63), "]".repeat(63));
+        assert!(parse_expr(&ok).is_ok());
+        let deep = format!("{}1{}", "[".repeat(64), "]".repeat(64));
+        let message = parse_expr(&deep).unwrap_err();
+        assert!(
+            message.contains("nested deeper than 64 levels"),
+            "{message}"
+        );
+        let very_deep = format!("{}1{}", "f(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse_expr(&very_deep).is_err());
+        // Unclosed nesting is refused the same way.
+        assert!(parse_expr(&"[".repeat(100_000)).is_err());
+    }
+
+    #[test]
+    fn counts_are_bounded_by_the_parameter_size_limit() {
+        assert_eq!(count(&Expr::Num(1.0)), Ok(1));
+        assert_eq!(
+            count(&Expr::Num(MAX_PARAMETER_SIZE as f64)),
+            Ok(MAX_PARAMETER_SIZE)
+        );
+        let message = count(&Expr::Num(999_999_999.0)).unwrap_err();
+        assert!(message.contains("at most 1000000"), "{message}");
+        assert!(count(&Expr::Num(1e300)).is_err());
+        assert!(count(&Expr::Num(f64::INFINITY)).is_err());
+        assert!(count(&Expr::Num(f64::NAN)).is_err());
+        assert!(count(&Expr::Num(0.0)).is_err());
+        assert!(count(&Expr::Num(2.5)).is_err());
+        let repeat = parse_expr("repeat([Normal(0, 1)], 999999999)").unwrap();
+        assert!(list(&repeat).unwrap().is_err());
+    }
+
+    #[test]
+    fn huge_priors_are_refused_before_allocating() {
+        for prior in [
+            "VectorOfParameterized(repeat([Normal(0, 1)], 999999999))",
+            "Parameterized(MvNormal(999999999, 1.0))",
+            "constrained_gaussian(x, 1.0, 0.5, 0.0, Inf; repeats = 999999999)",
+        ] {
+            let text = format!("[x]\nprior = \"{prior}\"\nconstraint = \"no_constraint()\"\n");
+            let err = priors_from_str(&text, "p.toml").unwrap_err().to_string();
+            assert!(err.contains("at most 1000000"), "{err}");
+        }
+    }
+
+    #[test]
+    fn names_follow_the_one_rule() {
+        let prior = "prior = \"Parameterized(Normal(0, 1))\"\nconstraint = \"no_constraint()\"\n";
+        let text = format!("[\"a\\nb\"]\n{prior}");
+        let err = priors_from_str(&text, "p.toml").unwrap_err().to_string();
+        assert!(err.contains("`a\\nb`"), "{err}");
+        assert!(err.contains("U+000A"), "{err}");
+        assert!(!err.contains('\n'), "{err:?}");
+        let long = format!("[{}]\n{prior}", "x".repeat(257));
+        assert!(priors_from_str(&long, "p.toml").is_err());
+        // Tables that are not calibrated are not parameters: skipped.
+        let text = format!("[\"a\\tb\"]\nvalue = 1.0\n\n[ok]\n{prior}");
+        assert_eq!(priors_from_str(&text, "p.toml").unwrap().len(), 1);
     }
 }

@@ -122,6 +122,23 @@ pub fn example(kind: &str) -> Result<String, InputError> {
     let cal = Calibration::parse(&minimal(kind), "<example>")
         .map_err(|e| InputError::Argument(format!("--process {kind}: no example: {e}")))?;
     let mut s = String::new();
+    header(&mut s, kind);
+    process_keys(&mut s, &cal);
+    process_settings(&mut s, &cal)?;
+    process_options(&mut s, &cal)?;
+    parameters_and_observations(&mut s);
+    model(&mut s, &cal)?;
+    // The example must parse: a failure here is a bug, reported as such.
+    Calibration::parse(&s, "<example>").map_err(|e| {
+        InputError::Argument(format!(
+            "internal error: the example for --process {kind} does not parse: {e}"
+        ))
+    })?;
+    Ok(s)
+}
+
+/// The comment at the top, `parameter_files`, `[process]` and its `kind`.
+fn header(s: &mut String, kind: &str) {
     let _ = writeln!(
         s,
         "# ekp calibration file: every key with its default, for process.kind = \"{kind}\".\n\
@@ -142,8 +159,11 @@ pub fn example(kind: &str) -> Result<String, InputError> {
          \"transform-unscented\", \"gauss-newton\", \"sparse-inversion\" (what this version supports)",
         toml::Value::String(kind.to_string())
     );
-    let unscented = cal.process.unscented().is_some();
-    if unscented {
+}
+
+/// `ensemble_size`, `iterations`, `seed`.
+fn process_keys(s: &mut String, cal: &Calibration) {
+    if cal.process.unscented().is_some() {
         let _ = writeln!(
             s,
             "# ensemble_size: derived from the parameters ({} sigma points here); leave it out",
@@ -162,7 +182,10 @@ pub fn example(kind: &str) -> Result<String, InputError> {
         "seed = {}   # seed of every random draw (`run --seed N` overrides it)",
         cal.seed
     );
-    // The process's own settings, as the process serialises them.
+}
+
+/// The process's own settings, as the process serialises them.
+fn process_settings(s: &mut String, cal: &Calibration) -> Result<(), InputError> {
     if let toml::Value::Table(t) = value(&cal.process)? {
         for (k, v) in t.iter().filter(|(k, _)| k.as_str() != "kind") {
             let comment = process_key_comment(k);
@@ -186,6 +209,12 @@ pub fn example(kind: &str) -> Result<String, InputError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Scheduler, localization, failure handling, NaN tolerance, accelerator,
+/// inflation, history, minibatching and update groups.
+fn process_options(s: &mut String, cal: &Calibration) -> Result<(), InputError> {
     let _ = writeln!(
         s,
         "scheduler = {}\n# or {{ kind = \"fixed\", dt = 1.0 }}, {{ kind = \"data-misfit\", terminate_at = 1.0, \
@@ -216,7 +245,7 @@ pub fn example(kind: &str) -> Result<String, InputError> {
          {{ kind = \"first-order-nesterov\", r = 3.0 }},\n#    {{ kind = \"constant-nesterov\", lambda = 0.9 }}",
         tagged(&value(&cal.accelerator)?)
     );
-    if !unscented {
+    if cal.process.unscented().is_none() {
         s.push_str(
             "# No inflation beyond the process's own by default. When given, it replaces\n\
              # `multiplicative_inflation` (as in EKP.jl): after each update with step Δt,\n\
@@ -236,6 +265,12 @@ pub fn example(kind: &str) -> Result<String, InputError> {
          # No update groups by default (every parameter from every output):\n\
          # update_groups = [{ parameters = [\"F\"], outputs = [1, 2] }, { parameters = [\"A\"], outputs = [3, 4] }]\n\n",
     );
+    Ok(())
+}
+
+/// The `[[parameters]]` and `[observations]` tables (those of the minimal
+/// calibration, with the alternatives in comments).
+fn parameters_and_observations(s: &mut String) {
     s.push_str(
         "# One [[parameters]] table per parameter, in order.\n\
          [[parameters]]\nname = \"F\"\n\
@@ -257,6 +292,10 @@ pub fn example(kind: &str) -> Result<String, InputError> {
          # noise_std = 0.1            # Γ = 0.1² I; or noise_std = [0.1, 0.2] (diagonal)\n\
          # covariance = [[0.01, 0.0], [0.0, 0.04]]\n\n",
     );
+}
+
+/// The `[model]` table: Lorenz 96 with its defaults, the others in comments.
+fn model(s: &mut String, cal: &Calibration) -> Result<(), InputError> {
     s.push_str("[model]\nkind = \"lorenz96\"   # lorenz96 | linear | sinusoid | command\n");
     if let ModelSpec::Lorenz96 { config, .. } = &cal.model {
         if let toml::Value::Table(t) = value(config)? {
@@ -273,11 +312,5 @@ pub fn example(kind: &str) -> Result<String, InputError> {
          # kind = \"command\", program = \"./model.sh\", args = [], env = {}, timeout = 600.0\n\
          #   (one process per member, run in its folder: reads parameters.toml, writes output.toml)\n",
     );
-    // The example must parse: a failure here is a bug, reported as such.
-    Calibration::parse(&s, "<example>").map_err(|e| {
-        InputError::Argument(format!(
-            "internal error: the example for --process {kind} does not parse: {e}"
-        ))
-    })?;
-    Ok(s)
+    Ok(())
 }

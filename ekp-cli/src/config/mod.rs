@@ -3,271 +3,49 @@
 //!
 //! Unknown keys are errors (a typo must not pass silently). Every error names
 //! the file and the key.
+//!
+//! One file per job: `schema` (the raw serde tables), `parameters` (the
+//! prior, member file layout), `process` (the algorithm), `options` (the
+//! other `[process]` keys), `model`, `observations`; [`command`] (a command
+//! model's table), [`ekpjl`] (EKP.jl's parameter files), [`example`] (the
+//! commented example file).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use ekp_core::{
-    Accelerator, EkpBuilder, EkpError, EnsembleKalmanProcess, FailurePolicy, GaussNewton,
-    HistoryPolicy, Inflation, Inversion, Localizer, Minibatcher, NoiseCovariance, Observation,
-    ObservationSeries, ParameterPrior, Prior, Process, Remainder, Sampler, SamplerType, Scheduler,
-    SigmaPoints, SparseInversion, TransformInversion, Unscented, UpdateGroup,
+    Accelerator, EkpBuilder, EkpError, EnsembleKalmanProcess, FailurePolicy, HistoryPolicy,
+    Inflation, Localizer, Observation, ObservationSeries, Prior, Process, Scheduler, UpdateGroup,
 };
-use ekp_models::{Lorenz96Config, SinusoidConfig};
-use nalgebra::{DMatrix, DVector};
-use serde::Deserialize;
+use nalgebra::DMatrix;
 
 use crate::error::InputError;
 
 pub mod command;
 pub mod ekpjl;
 pub mod example;
+pub mod limits;
+mod model;
+pub mod names;
+mod observations;
+mod options;
+mod parameters;
+mod process;
+mod schema;
 
 pub use command::{CommandSpec, parse_duration};
+pub use model::ModelSpec;
+pub use observations::ObservationSpec;
+pub use options::MinibatchSpec;
+pub use parameters::ParameterFiles;
+
+use limits::Sizes;
+use schema::RawConfig;
 
 /// The embedded default calibration: EKP.jl's Lorenz 96 example.
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 
 /// The name used for the embedded default in messages.
 pub const DEFAULT_SOURCE: &str = "<embedded default>";
-
-// ---------------------------------------------------------------- raw schema
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    process: RawProcess,
-    #[serde(default)]
-    parameters: Vec<RawParameter>,
-    parameters_from: Option<RawParametersFrom>,
-    parameter_files: Option<String>,
-    observations: RawObservations,
-    model: toml::Table,
-}
-
-/// `parameters_from = { ekp_toml = "FILE" }`: the parameters of an EKP.jl
-/// parameter file (see [`ekpjl`]); a relative path is relative
-/// to the calibration file's folder.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawParametersFrom {
-    ekp_toml: String,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum ProcessKind {
-    Inversion,
-    TransformInversion,
-    Sampler,
-    Unscented,
-    TransformUnscented,
-    GaussNewton,
-    SparseInversion,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProcess {
-    kind: ProcessKind,
-    ensemble_size: Option<usize>,
-    iterations: Option<usize>,
-    seed: Option<u64>,
-    impose_prior: Option<bool>,
-    perturb_observations: Option<bool>,
-    multiplicative_inflation: Option<f64>,
-    sampler_type: Option<SamplerType>,
-    alpha_reg: Option<f64>,
-    update_freq: Option<usize>,
-    sigma_points: Option<SigmaPoints>,
-    modified_unscented_transform: Option<bool>,
-    gamma: Option<f64>,
-    threshold: Option<f64>,
-    reg: Option<f64>,
-    sparse_parameters: Option<Vec<String>>,
-    scheduler: Option<Scheduler>,
-    localization: Option<Localizer>,
-    failure: Option<FailurePolicy>,
-    nan_tolerance: Option<f64>,
-    accelerator: Option<Accelerator>,
-    inflation: Option<Inflation>,
-    history: Option<HistoryPolicy>,
-    minibatch: Option<RawMinibatch>,
-    update_groups: Option<Vec<RawUpdateGroup>>,
-}
-
-/// `process.minibatch`: 1-based observation indices, as everywhere in the file.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-enum RawMinibatch {
-    Fixed {
-        batches: Vec<Vec<usize>>,
-        #[serde(default)]
-        order: RawOrder,
-        observation_sizes: Option<Vec<usize>>,
-    },
-    RandomFixedSize {
-        size: usize,
-        #[serde(default)]
-        remainder: Remainder,
-        observation_sizes: Option<Vec<usize>>,
-    },
-}
-
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum RawOrder {
-    #[default]
-    InOrder,
-    Random,
-}
-
-/// One of `process.update_groups`: parameters by name, outputs 1-based.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUpdateGroup {
-    parameters: Vec<String>,
-    outputs: Vec<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawParameter {
-    name: String,
-    prior: RawPrior,
-    size: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-enum RawPrior {
-    Gaussian {
-        mean: f64,
-        std: f64,
-    },
-    ConstrainedGaussian {
-        mean: f64,
-        std: f64,
-        lower: Option<f64>,
-        upper: Option<f64>,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ScalarOrVector {
-    Scalar(f64),
-    Vector(Vec<f64>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawObservations {
-    values: Option<Vec<f64>>,
-    noise_std: Option<ScalarOrVector>,
-    covariance: Option<Vec<Vec<f64>>>,
-    truth: Option<BTreeMap<String, ScalarOrVector>>,
-}
-
-// ------------------------------------------------------------ validated form
-
-/// Where the data `y` and `Γ` come from.
-#[derive(Debug, Clone)]
-pub enum ObservationSpec {
-    /// Given in the file.
-    Given {
-        /// `y`.
-        values: DVector<f64>,
-        /// `Γ`.
-        noise: NoiseCovariance,
-    },
-    /// Generated from the model at `theta` (flat, in parameter order, constrained units).
-    Truth {
-        /// The true parameters.
-        theta: DVector<f64>,
-        /// `Γ` if given; the Lorenz 96 model can estimate it from the truth run.
-        noise: Option<NoiseCovariance>,
-    },
-}
-
-/// The forward model, as configured.
-#[derive(Debug, Clone)]
-pub enum ModelSpec {
-    /// Lorenz 96 (EKP.jl's Lorenz example); model parameters `F`, `A`.
-    Lorenz96 {
-        /// Settings.
-        config: Lorenz96Config,
-        /// Values of model parameters that are not calibrated.
-        fixed: BTreeMap<String, f64>,
-    },
-    /// `G(θ) = A θ + b` on the whole flat parameter vector.
-    Linear {
-        /// `A` (`d × p`).
-        matrix: DMatrix<f64>,
-        /// `b`.
-        offset: Option<DVector<f64>>,
-    },
-    /// EKP.jl's sinusoid; model parameters `amplitude`, `vert_shift`.
-    Sinusoid {
-        /// Settings.
-        config: SinusoidConfig,
-        /// Values of model parameters that are not calibrated.
-        fixed: BTreeMap<String, f64>,
-    },
-    /// Any executable, one process per member (see the `models::command` module).
-    Command(command::CommandSpec),
-}
-
-impl ModelSpec {
-    /// The `model.kind` name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ModelSpec::Lorenz96 { .. } => "lorenz96",
-            ModelSpec::Linear { .. } => "linear",
-            ModelSpec::Sinusoid { .. } => "sinusoid",
-            ModelSpec::Command(_) => "command",
-        }
-    }
-}
-
-/// How each member's `parameters.toml` is written and read (the calibration
-/// file's top-level `parameter_files`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub enum ParameterFiles {
-    /// `F = 8.1`: each parameter by name, a vector parameter as an array.
-    #[default]
-    Flat,
-    /// EKP.jl's layout (its `save_parameter_ensemble`): one table per
-    /// parameter, `[F]` with `value = 8.1`, written into a copy of
-    /// `template` — the EKP.jl parameter file the priors came from
-    /// (`parameters_from.ekp_toml`), so its other entries (`prior`,
-    /// `constraint`, descriptions, parameters that are not calibrated) stay as
-    /// they were; empty when the priors came from `[[parameters]]`.
-    Ekp {
-        /// The tables the values are written into.
-        template: toml::Table,
-    },
-}
-
-impl ParameterFiles {
-    /// The name used in calibration files (`"flat"`, `"ekp"`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            ParameterFiles::Flat => "flat",
-            ParameterFiles::Ekp { .. } => "ekp",
-        }
-    }
-}
-
-/// Minibatching as configured: the data values cut into consecutive
-/// observations of `observation_sizes`, fitted a minibatch at a time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MinibatchSpec {
-    /// Sizes of the consecutive observations (`None`: one per data value).
-    pub observation_sizes: Option<Vec<usize>>,
-    /// The minibatcher (0-based observation indices).
-    pub minibatcher: Minibatcher,
-}
 
 /// A validated calibration: everything `run` needs, checked before any work.
 #[derive(Debug, Clone)]
@@ -321,10 +99,7 @@ impl Calibration {
 
     /// Read and validate a calibration file.
     pub fn from_file(path: &Path) -> Result<Self, InputError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::io::read_text(path)?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -346,36 +121,8 @@ impl Calibration {
             message: e.to_string().trim_end().to_string(),
         })?;
         let ctx = Ctx { file: source };
-        let prior = match &raw.parameters_from {
-            None => ctx.prior(&raw.parameters)?,
-            Some(_) if !raw.parameters.is_empty() => {
-                return Err(ctx.invalid(
-                    "parameters_from",
-                    "give either [[parameters]] or `parameters_from`, not both",
-                ));
-            }
-            Some(from) => ekpjl::prior_from_file(&base.join(&from.ekp_toml))
-                .map_err(|e| ctx.invalid("parameters_from.ekp_toml", e.to_string()))?,
-        };
-        let parameter_files = match raw.parameter_files.as_deref() {
-            None | Some("flat") => ParameterFiles::Flat,
-            Some("ekp") => ParameterFiles::Ekp {
-                template: match &raw.parameters_from {
-                    None => toml::Table::new(),
-                    Some(from) => ekpjl::table_from_file(&base.join(&from.ekp_toml))
-                        .map_err(|e| ctx.invalid("parameters_from.ekp_toml", e.to_string()))?,
-                },
-            },
-            Some(other) => {
-                return Err(ctx.invalid(
-                    "parameter_files",
-                    format!(
-                        "unknown layout \"{other}\"; one of \"flat\" (`F = 8.1`, the default) \
-                         or \"ekp\" (EKP.jl's: `[F]` tables with `value = 8.1`)"
-                    ),
-                ));
-            }
-        };
+        let prior = ctx.prior_source(&raw, base)?;
+        let parameter_files = ctx.parameter_files(&raw, base)?;
         let (process, ensemble_size) = ctx.process(&raw.process, &prior)?;
         let options = ctx.options(&raw.process, &process, &prior)?;
         let iterations = raw.process.iterations.unwrap_or(5);
@@ -384,6 +131,20 @@ impl Calibration {
         if let ObservationSpec::Given { values, .. } = &observations {
             ctx.check_against_data(&options, values.len())?;
         }
+        let history = raw.process.history.unwrap_or_default();
+        ctx.check_memory(
+            &limits::Sizes {
+                parameters: prior.dim(),
+                outputs: match &observations {
+                    ObservationSpec::Given { values, .. } => values.len(),
+                    ObservationSpec::Truth { .. } => model.truth_outputs(),
+                },
+                members: ensemble_size,
+                iterations,
+                all_outputs: history == HistoryPolicy::All,
+            },
+            raw.process.ensemble_size.is_some(),
+        )?;
         Ok(Self {
             source: source.to_string(),
             text: text.to_string(),
@@ -397,7 +158,7 @@ impl Calibration {
             accelerator: options.accelerator,
             nan_tolerance: options.nan_tolerance,
             inflation: options.inflation,
-            history: raw.process.history.unwrap_or_default(),
+            history,
             minibatch: options.minibatch,
             update_groups: options.update_groups,
             prior,
@@ -475,18 +236,6 @@ impl Calibration {
     }
 }
 
-/// The `[process]` options other than the algorithm, with defaults applied.
-struct ProcessOptions {
-    scheduler: Scheduler,
-    localizer: Localizer,
-    failure: FailurePolicy,
-    accelerator: Accelerator,
-    nan_tolerance: f64,
-    inflation: Option<Inflation>,
-    minibatch: Option<MinibatchSpec>,
-    update_groups: Vec<UpdateGroup>,
-}
-
 struct Ctx<'a> {
     file: &'a str,
 }
@@ -500,682 +249,57 @@ impl Ctx<'_> {
         }
     }
 
-    fn prior(&self, params: &[RawParameter]) -> Result<Prior, InputError> {
-        if params.is_empty() {
-            return Err(self.invalid(
-                "parameters",
-                "no [[parameters]] given: a calibration needs at least one",
-            ));
+    /// Refuses a calibration whose ensemble history would need more than
+    /// [`limits::MAX_ESTIMATED_BYTES`] (see [`limits::ensemble_history_bytes`]);
+    /// the key is `process.ensemble_size` when given, else the larger of the
+    /// parameters and the data.
+    fn check_memory(&self, sizes: &limits::Sizes, members_given: bool) -> Result<(), InputError> {
+        let bytes = limits::ensemble_history_bytes(sizes);
+        if bytes <= u128::from(limits::MAX_ESTIMATED_BYTES) {
+            return Ok(());
         }
-        let mut out = Vec::with_capacity(params.len());
-        for (i, p) in params.iter().enumerate() {
-            let key = format!("parameters[{}] (name = \"{}\")", i + 1, p.name);
-            if p.name.trim().is_empty() {
-                return Err(self.invalid(format!("parameters[{}].name", i + 1), "empty name"));
-            }
-            let size = p.size.unwrap_or(1);
-            if size == 0 {
-                return Err(self.invalid(format!("{key}.size"), "must be at least 1"));
-            }
-            let built = match p.prior {
-                RawPrior::Gaussian { mean, std } => {
-                    ParameterPrior::gaussian(&p.name, mean, std, size)
-                }
-                RawPrior::ConstrainedGaussian {
-                    mean,
-                    std,
-                    lower,
-                    upper,
-                } => ParameterPrior::constrained_gaussian(&p.name, mean, std, lower, upper, size),
-            };
-            out.push(built.map_err(|e| self.invalid(format!("{key}.prior"), e.to_string()))?);
-        }
-        Prior::new(out).map_err(|e| self.invalid("parameters", e.to_string()))
-    }
-
-    fn process(&self, raw: &RawProcess, prior: &Prior) -> Result<(Process, usize), InputError> {
-        let impose_prior = raw.impose_prior.unwrap_or(false);
-        let process = match raw.kind {
-            ProcessKind::Inversion => {
-                let mut settings = Inversion::new(impose_prior);
-                if let Some(p) = raw.perturb_observations {
-                    settings.perturb_observations = p;
-                }
-                if let Some(s) = raw.multiplicative_inflation {
-                    settings.multiplicative_inflation = s;
-                }
-                Process::Inversion(settings)
-            }
-            ProcessKind::TransformInversion => {
-                if raw.perturb_observations.is_some() {
-                    return Err(self.invalid(
-                        "process.perturb_observations",
-                        "transform-inversion is deterministic: it never perturbs observations",
-                    ));
-                }
-                let mut settings = TransformInversion::new(impose_prior);
-                if let Some(s) = raw.multiplicative_inflation {
-                    settings.multiplicative_inflation = s;
-                }
-                Process::TransformInversion(settings)
-            }
-            ProcessKind::Sampler => {
-                if raw.impose_prior.is_some() {
-                    return Err(self.invalid(
-                        "process.impose_prior",
-                        "the sampler always uses the prior; remove the key",
-                    ));
-                }
-                Process::Sampler(Sampler {
-                    sampler_type: raw.sampler_type.unwrap_or_default(),
-                })
-            }
-            ProcessKind::Unscented | ProcessKind::TransformUnscented => {
-                let mut settings = Unscented::new(impose_prior);
-                if let Some(a) = raw.alpha_reg {
-                    settings.alpha_reg = a;
-                }
-                if let Some(f) = raw.update_freq {
-                    settings.update_freq = f;
-                }
-                if let Some(sp) = raw.sigma_points {
-                    settings.sigma_points = sp;
-                }
-                if let Some(m) = raw.modified_unscented_transform {
-                    settings.modified_unscented_transform = m;
-                }
-                settings
-                    .validate()
-                    .map_err(|m| self.invalid("process", m))?;
-                if raw.ensemble_size.is_some() {
-                    return Err(self.invalid(
-                        "process.ensemble_size",
-                        format!(
-                            "{} derives its ensemble from the {} parameters ({} sigma points, \
-                             `sigma_points = \"{}\"`); remove the key",
-                            match raw.kind {
-                                ProcessKind::Unscented => "unscented",
-                                _ => "transform-unscented",
-                            },
-                            prior.dim(),
-                            settings.ensemble_size(prior.dim()),
-                            settings.sigma_points.name()
-                        ),
-                    ));
-                }
-                if raw.kind == ProcessKind::Unscented {
-                    Process::Unscented(settings)
+        let key = if members_given {
+            "process.ensemble_size"
+        } else if sizes.parameters >= sizes.outputs {
+            "parameters"
+        } else {
+            "observations"
+        };
+        let Sizes {
+            parameters: p,
+            outputs: d,
+            members: n,
+            iterations,
+            all_outputs,
+        } = *sizes;
+        let kept = if all_outputs { "(iterations + 1)" } else { "1" };
+        // Whether `history = "last"` alone would bring it under the limit.
+        let helps = all_outputs
+            && limits::ensemble_history_bytes(&Sizes {
+                all_outputs: false,
+                ..*sizes
+            }) <= u128::from(limits::MAX_ESTIMATED_BYTES);
+        Err(self.invalid(
+            key,
+            format!(
+                "the ensemble history needs about {} of memory, more than the limit of {} \
+                 (estimated for N = {n} members (process.ensemble_size), p = {p} parameter \
+                 components, d = {d} data values and iterations = {iterations} \
+                 (process.iterations): 8 bytes × N × (p × (iterations + 1) + d × {kept} + d) \
+                 plus {} bytes a member and ensemble); lower some of them{}",
+                limits::human_bytes(bytes),
+                limits::human_bytes(u128::from(limits::MAX_ESTIMATED_BYTES)),
+                limits::MEMBER_BOOKKEEPING_BYTES,
+                if helps {
+                    ", or keep only the last outputs with process.history = \"last\""
                 } else {
-                    Process::TransformUnscented(settings)
+                    ""
                 }
-            }
-            ProcessKind::GaussNewton => {
-                if raw.impose_prior.is_some() {
-                    return Err(self.invalid(
-                        "process.impose_prior",
-                        "gauss-newton always uses the prior; remove the key",
-                    ));
-                }
-                let mut settings = GaussNewton::default();
-                if let Some(p) = raw.perturb_observations {
-                    settings.perturb_observations = p;
-                }
-                Process::GaussNewton(settings)
-            }
-            ProcessKind::SparseInversion => {
-                if raw.impose_prior.is_some() {
-                    return Err(self.invalid(
-                        "process.impose_prior",
-                        "sparse-inversion never uses the prior (as EKP.jl's SparseInversion); \
-                         remove the key",
-                    ));
-                }
-                Process::SparseInversion(self.sparse_inversion(raw, prior)?)
-            }
-        };
-        // Keys that belong to other processes are errors, not silently ignored.
-        let sparse = raw.kind == ProcessKind::SparseInversion;
-        let foreign: [(&str, bool, bool); 10] = [
-            (
-                "perturb_observations",
-                raw.perturb_observations.is_some(),
-                matches!(
-                    raw.kind,
-                    ProcessKind::Inversion
-                        | ProcessKind::GaussNewton
-                        | ProcessKind::SparseInversion
-                ),
             ),
-            ("gamma", raw.gamma.is_some(), sparse),
-            ("threshold", raw.threshold.is_some(), sparse),
-            ("reg", raw.reg.is_some(), sparse),
-            ("sparse_parameters", raw.sparse_parameters.is_some(), sparse),
-            (
-                "multiplicative_inflation",
-                raw.multiplicative_inflation.is_some(),
-                matches!(
-                    raw.kind,
-                    ProcessKind::Inversion | ProcessKind::TransformInversion
-                ),
-            ),
-            (
-                "sampler_type",
-                raw.sampler_type.is_some(),
-                raw.kind == ProcessKind::Sampler,
-            ),
-            (
-                "alpha_reg",
-                raw.alpha_reg.is_some(),
-                matches!(
-                    raw.kind,
-                    ProcessKind::Unscented | ProcessKind::TransformUnscented
-                ),
-            ),
-            (
-                "update_freq",
-                raw.update_freq.is_some(),
-                matches!(
-                    raw.kind,
-                    ProcessKind::Unscented | ProcessKind::TransformUnscented
-                ),
-            ),
-            (
-                "sigma_points",
-                raw.sigma_points.is_some() || raw.modified_unscented_transform.is_some(),
-                matches!(
-                    raw.kind,
-                    ProcessKind::Unscented | ProcessKind::TransformUnscented
-                ),
-            ),
-        ];
-        for (key, given, applies) in foreign {
-            if given && !applies {
-                return Err(self.invalid(
-                    format!("process.{key}"),
-                    format!("does not apply to process kind \"{}\"", process.kind()),
-                ));
-            }
-        }
-        if let Some(s) = raw.multiplicative_inflation
-            && !(s.is_finite() && s >= 0.0)
-        {
-            return Err(self.invalid(
-                "process.multiplicative_inflation",
-                format!("must be ≥ 0 and finite, got {s}"),
-            ));
-        }
-        let n = process
-            .derived_ensemble_size(prior.dim())
-            .unwrap_or_else(|| raw.ensemble_size.unwrap_or(20));
-        if n < 2 {
-            return Err(self.invalid(
-                "process.ensemble_size",
-                format!("must be at least 2, got {n}"),
-            ));
-        }
-        if raw.iterations == Some(0) {
-            return Err(self.invalid("process.iterations", "must be at least 1"));
-        }
-        Ok((process, n))
+        ))
     }
 
-    /// The settings of `sparse-inversion`: `gamma` (required), `threshold`,
-    /// `reg`, `sparse_parameters` (names of parameters, all their components,
-    /// or of single components such as `"u[2]"`), `perturb_observations`.
-    fn sparse_inversion(
-        &self,
-        raw: &RawProcess,
-        prior: &Prior,
-    ) -> Result<SparseInversion, InputError> {
-        let gamma = raw.gamma.ok_or_else(|| {
-            self.invalid(
-                "process.gamma",
-                "is required for sparse-inversion: the upper limit of the ℓ1 norm of the \
-                 sparse parameters (in unconstrained space; EKP.jl's γ has no default)",
-            )
-        })?;
-        let mut settings = SparseInversion::new(gamma);
-        if let Some(t) = raw.threshold {
-            settings.threshold = t;
-        }
-        if let Some(r) = raw.reg {
-            settings.reg = r;
-        }
-        if let Some(p) = raw.perturb_observations {
-            settings.perturb_observations = p;
-        }
-        for (key, v) in [
-            ("gamma", settings.gamma),
-            ("threshold", settings.threshold),
-            ("reg", settings.reg),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(self.invalid(
-                    format!("process.{key}"),
-                    format!("must be ≥ 0 and finite, got {v}"),
-                ));
-            }
-        }
-        if let Some(names) = &raw.sparse_parameters {
-            let key = "process.sparse_parameters";
-            if names.is_empty() {
-                return Err(self.invalid(key, "is empty; leave it out to choose every parameter"));
-            }
-            let ranges = prior.ranges();
-            let flat = prior.flat_names();
-            let mut indices: Vec<usize> = Vec::new();
-            for name in names {
-                let found: Vec<usize> =
-                    match prior.parameters().iter().position(|p| p.name() == name) {
-                        Some(i) => ranges[i].clone().collect(),
-                        None => match flat.iter().position(|f| f == name) {
-                            Some(i) => vec![i],
-                            None => {
-                                return Err(self.invalid(
-                                    key,
-                                    format!(
-                                        "\"{name}\" is neither a calibrated parameter nor one \
-                                         component of one (such as \"{}\")",
-                                        flat.last().map(String::as_str).unwrap_or("u[1]")
-                                    ),
-                                ));
-                            }
-                        },
-                    };
-                for i in found {
-                    if indices.contains(&i) {
-                        return Err(self.invalid(
-                            key,
-                            format!("\"{}\" is chosen twice (through \"{name}\")", flat[i]),
-                        ));
-                    }
-                    indices.push(i);
-                }
-            }
-            settings.sparse_indices = Some(indices);
-        }
-        settings
-            .validate(prior.dim())
-            .map_err(|m| self.invalid("process", m))?;
-        Ok(settings)
-    }
-
-    /// Scheduler, localization, failure handling, accelerator, minibatching
-    /// and update groups; an option not given takes EKP.jl's default for the
-    /// process (for `inversion`: data-misfit with `terminate_at = 1`,
-    /// `sec-nice`, `sample-success-gauss`, `nesterov`).
-    fn options(
-        &self,
-        raw: &RawProcess,
-        process: &Process,
-        prior: &Prior,
-    ) -> Result<ProcessOptions, InputError> {
-        let scheduler = raw
-            .scheduler
-            .clone()
-            .unwrap_or_else(|| process.default_scheduler());
-        scheduler
-            .validate()
-            .map_err(|m| self.invalid("process.scheduler", m))?;
-        let localizer = raw
-            .localization
-            .clone()
-            .unwrap_or_else(|| process.default_localizer());
-        localizer
-            .validate()
-            .map_err(|m| self.invalid("process.localization", m))?;
-        if !process.supports_localization() && !localizer.is_none() {
-            return Err(self.invalid(
-                "process.localization",
-                format!(
-                    "\"{}\" cannot be used with {}; use \"none\"",
-                    localizer.kind(),
-                    process.kind()
-                ),
-            ));
-        }
-        let failure = raw
-            .failure
-            .unwrap_or_else(|| process.default_failure_policy());
-        let nan_tolerance = raw
-            .nan_tolerance
-            .unwrap_or(ekp_core::failure::DEFAULT_NAN_TOLERANCE);
-        if !(0.0..=1.0).contains(&nan_tolerance) {
-            return Err(self.invalid(
-                "process.nan_tolerance",
-                format!("must be in [0, 1], got {nan_tolerance}"),
-            ));
-        }
-        let accelerator = raw
-            .accelerator
-            .unwrap_or_else(|| process.default_accelerator());
-        accelerator
-            .validate()
-            .map_err(|m| self.invalid("process.accelerator", m))?;
-        if process.unscented().is_some() && !accelerator.is_none() {
-            return Err(self.invalid(
-                "process.accelerator",
-                format!(
-                    "\"{}\" cannot be used with {}: its ensemble is a set of sigma points",
-                    accelerator.kind(),
-                    process.kind()
-                ),
-            ));
-        }
-        if let Some(inflation) = &raw.inflation {
-            inflation
-                .validate()
-                .map_err(|m| self.invalid("process.inflation", m))?;
-            if process.unscented().is_some() {
-                return Err(self.invalid(
-                    "process.inflation",
-                    format!(
-                        "cannot be used with {}: its ensemble is a set of sigma points",
-                        process.kind()
-                    ),
-                ));
-            }
-            if raw.multiplicative_inflation.is_some() {
-                return Err(self.invalid(
-                    "process.inflation",
-                    "give either `inflation = { ... }` or `multiplicative_inflation`, not both \
-                     (`inflation` replaces the process's own inflation, as in EKP.jl)",
-                ));
-            }
-        }
-        if (process.unscented().is_some() || matches!(process, Process::SparseInversion(_)))
-            && raw.update_groups.is_some()
-        {
-            return Err(self.invalid(
-                "process.update_groups",
-                format!("not supported with {} in this version", process.kind()),
-            ));
-        }
-        if raw.perturb_observations == Some(true) && !accelerator.is_none() {
-            return Err(self.invalid(
-                "process.perturb_observations",
-                format!(
-                    "observations are never perturbed with an accelerator (\"{}\"), as in EKP.jl; \
-                     set `accelerator = {{ kind = \"none\" }}` to perturb them",
-                    accelerator.kind()
-                ),
-            ));
-        }
-        let minibatch = raw
-            .minibatch
-            .as_ref()
-            .map(|m| self.minibatch(m))
-            .transpose()?;
-        let update_groups = match &raw.update_groups {
-            None => Vec::new(),
-            Some(groups) => self.update_groups(groups, prior)?,
-        };
-        Ok(ProcessOptions {
-            scheduler,
-            localizer,
-            failure,
-            accelerator,
-            nan_tolerance,
-            inflation: raw.inflation,
-            minibatch,
-            update_groups,
-        })
-    }
-
-    fn one_based(&self, key: &str, i: usize) -> Result<usize, InputError> {
-        i.checked_sub(1)
-            .ok_or_else(|| self.invalid(key, "indices count from 1; got 0"))
-    }
-
-    fn minibatch(&self, raw: &RawMinibatch) -> Result<MinibatchSpec, InputError> {
-        let (minibatcher, sizes) = match raw {
-            RawMinibatch::Fixed {
-                batches,
-                order,
-                observation_sizes,
-            } => {
-                let mut zero_based = Vec::with_capacity(batches.len());
-                for (b, batch) in batches.iter().enumerate() {
-                    let key = format!("process.minibatch.batches[{}]", b + 1);
-                    zero_based.push(
-                        batch
-                            .iter()
-                            .map(|&i| self.one_based(&key, i))
-                            .collect::<Result<Vec<_>, _>>()?,
-                    );
-                }
-                (
-                    Minibatcher::Fixed {
-                        batches: zero_based,
-                        random_order: *order == RawOrder::Random,
-                    },
-                    observation_sizes,
-                )
-            }
-            RawMinibatch::RandomFixedSize {
-                size,
-                remainder,
-                observation_sizes,
-            } => (
-                Minibatcher::RandomFixedSize {
-                    size: *size,
-                    remainder: *remainder,
-                },
-                observation_sizes,
-            ),
-        };
-        if let Some(sizes) = sizes {
-            if sizes.is_empty() || sizes.contains(&0) {
-                return Err(self.invalid(
-                    "process.minibatch.observation_sizes",
-                    "must list positive sizes",
-                ));
-            }
-            minibatcher
-                .validate(sizes.len())
-                .map_err(|m| self.invalid("process.minibatch", m))?;
-        }
-        Ok(MinibatchSpec {
-            observation_sizes: sizes.clone(),
-            minibatcher,
-        })
-    }
-
-    fn update_groups(
-        &self,
-        raw: &[RawUpdateGroup],
-        prior: &Prior,
-    ) -> Result<Vec<UpdateGroup>, InputError> {
-        if raw.is_empty() {
-            return Err(self.invalid(
-                "process.update_groups",
-                "is empty; leave it out for one group",
-            ));
-        }
-        let ranges = prior.ranges();
-        let mut groups = Vec::with_capacity(raw.len());
-        for (k, g) in raw.iter().enumerate() {
-            let key = format!("process.update_groups[{}]", k + 1);
-            let mut parameters = Vec::new();
-            for name in &g.parameters {
-                let i = prior
-                    .parameters()
-                    .iter()
-                    .position(|p| p.name() == name)
-                    .ok_or_else(|| {
-                        self.invalid(
-                            format!("{key}.parameters"),
-                            format!("\"{name}\" is not one of the calibrated parameters"),
-                        )
-                    })?;
-                parameters.extend(ranges[i].clone());
-            }
-            let outputs = g
-                .outputs
-                .iter()
-                .map(|&o| self.one_based(&format!("{key}.outputs"), o))
-                .collect::<Result<Vec<_>, _>>()?;
-            groups.push(UpdateGroup::new(parameters, outputs));
-        }
-        // Output ranges are checked against the data when the process is built;
-        // the partition of the parameters can be checked now.
-        ekp_core::update_group::validate_groups(&groups, prior.dim(), usize::MAX)
-            .map_err(|m| self.invalid("process.update_groups", m))?;
-        Ok(groups)
-    }
-
-    /// Checks minibatching and update groups against `d` data values, when
-    /// the data are given in the file (with `truth`, the process checks them
-    /// when it is built).
-    fn check_against_data(&self, options: &ProcessOptions, d: usize) -> Result<(), InputError> {
-        let obs_dim = match &options.minibatch {
-            None => d,
-            Some(spec) => match &spec.observation_sizes {
-                None => {
-                    spec.minibatcher
-                        .validate(d)
-                        .map_err(|m| self.invalid("process.minibatch", m))?;
-                    1
-                }
-                Some(sizes) => {
-                    let total: usize = sizes.iter().sum();
-                    if total != d {
-                        return Err(self.invalid(
-                            "process.minibatch.observation_sizes",
-                            format!("add up to {total}, but there are {d} data values"),
-                        ));
-                    }
-                    if !options.update_groups.is_empty() && sizes.iter().any(|&k| k != sizes[0]) {
-                        return Err(self.invalid(
-                            "process.minibatch.observation_sizes",
-                            "update groups need observations of one size (as in EKP.jl)",
-                        ));
-                    }
-                    sizes[0]
-                }
-            },
-        };
-        if !options.update_groups.is_empty() {
-            let p: usize = options
-                .update_groups
-                .iter()
-                .map(|g| g.parameters.len())
-                .sum();
-            ekp_core::update_group::validate_groups(&options.update_groups, p, obs_dim)
-                .map_err(|m| self.invalid("process.update_groups", m))?;
-        }
-        Ok(())
-    }
-
-    fn model(&self, raw: &toml::Table, prior: &Prior) -> Result<ModelSpec, InputError> {
-        let mut table = raw.clone();
-        let kind = match table.remove("kind") {
-            Some(toml::Value::String(s)) => s,
-            Some(other) => {
-                return Err(self.invalid(
-                    "model.kind",
-                    format!("must be a string, got {}", other.type_str()),
-                ));
-            }
-            None => {
-                return Err(self.invalid(
-                    "model.kind",
-                    "missing; one of \"lorenz96\", \"linear\", \"sinusoid\", \"command\"",
-                ));
-            }
-        };
-        let fixed = match table.remove("fixed") {
-            None => BTreeMap::new(),
-            Some(v) => v
-                .try_into::<BTreeMap<String, f64>>()
-                .map_err(|e| self.invalid("model.fixed", e.to_string().trim_end().to_string()))?,
-        };
-        let model_err =
-            |e: toml::de::Error| self.invalid("model", e.to_string().trim_end().to_string());
-        let spec = match kind.as_str() {
-            "lorenz96" => {
-                let config: Lorenz96Config =
-                    toml::Value::Table(table).try_into().map_err(model_err)?;
-                config
-                    .validate()
-                    .map_err(|e| self.invalid("model", e.to_string()))?;
-                ModelSpec::Lorenz96 { config, fixed }
-            }
-            "sinusoid" => {
-                let config: SinusoidConfig =
-                    toml::Value::Table(table).try_into().map_err(model_err)?;
-                config
-                    .validate()
-                    .map_err(|e| self.invalid("model", e.to_string()))?;
-                ModelSpec::Sinusoid { config, fixed }
-            }
-            "linear" => {
-                if !fixed.is_empty() {
-                    return Err(self.invalid(
-                        "model.fixed",
-                        "the linear model takes the whole parameter vector; it has no fixed parameters",
-                    ));
-                }
-                #[derive(Deserialize)]
-                #[serde(deny_unknown_fields)]
-                struct RawLinear {
-                    matrix: Vec<Vec<f64>>,
-                    offset: Option<Vec<f64>>,
-                }
-                let raw: RawLinear = toml::Value::Table(table).try_into().map_err(model_err)?;
-                let matrix = self.matrix("model.matrix", &raw.matrix)?;
-                if matrix.ncols() != prior.dim() {
-                    return Err(self.invalid(
-                        "model.matrix",
-                        format!(
-                            "has {} columns but the parameters have {} components",
-                            matrix.ncols(),
-                            prior.dim()
-                        ),
-                    ));
-                }
-                let offset = match raw.offset {
-                    None => None,
-                    Some(b) if b.len() == matrix.nrows() => Some(DVector::from_vec(b)),
-                    Some(b) => {
-                        return Err(self.invalid(
-                            "model.offset",
-                            format!(
-                                "has {} entries, the matrix has {} rows",
-                                b.len(),
-                                matrix.nrows()
-                            ),
-                        ));
-                    }
-                };
-                ModelSpec::Linear { matrix, offset }
-            }
-            "command" => {
-                if !fixed.is_empty() {
-                    return Err(self.invalid(
-                        "model.fixed",
-                        "a command model takes the whole parameter vector; it has no fixed parameters",
-                    ));
-                }
-                let base = Path::new(self.file)
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or_else(|| Path::new("."));
-                ModelSpec::Command(command::CommandSpec::from_table(table, self.file, base)?)
-            }
-            other => {
-                return Err(self.invalid(
-                    "model.kind",
-                    format!(
-                        "unknown model \"{other}\"; one of \"lorenz96\", \"linear\", \"sinusoid\", \"command\""
-                    ),
-                ));
-            }
-        };
-        Ok(spec)
-    }
-
-    fn matrix(&self, key: &str, rows: &[Vec<f64>]) -> Result<DMatrix<f64>, InputError> {
+    pub(super) fn matrix(&self, key: &str, rows: &[Vec<f64>]) -> Result<DMatrix<f64>, InputError> {
         let nrows = rows.len();
         let ncols = rows.first().map_or(0, Vec::len);
         if nrows == 0 || ncols == 0 {
@@ -1189,126 +313,73 @@ impl Ctx<'_> {
         }
         Ok(DMatrix::from_fn(nrows, ncols, |i, j| rows[i][j]))
     }
+}
 
-    fn noise(
-        &self,
-        raw: &RawObservations,
-        dim: Option<usize>,
-    ) -> Result<Option<NoiseCovariance>, InputError> {
-        match (&raw.noise_std, &raw.covariance) {
-            (Some(_), Some(_)) => Err(self.invalid(
-                "observations",
-                "give either `noise_std` or `covariance`, not both",
-            )),
-            (None, None) => Ok(None),
-            (Some(ScalarOrVector::Scalar(s)), None) => {
-                let d = dim.unwrap_or(0);
-                NoiseCovariance::scalar_std(*s, d)
-                    .map(Some)
-                    .map_err(|e| self.invalid("observations.noise_std", e.to_string()))
-            }
-            (Some(ScalarOrVector::Vector(v)), None) => NoiseCovariance::diagonal_std(v)
-                .map(Some)
-                .map_err(|e| self.invalid("observations.noise_std", e.to_string())),
-            (None, Some(rows)) => {
-                let m = self.matrix("observations.covariance", rows)?;
-                NoiseCovariance::full(m)
-                    .map(Some)
-                    .map_err(|e| self.invalid("observations.covariance", e.to_string()))
-            }
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// A small calibration of the linear model with `process` keys and
+    /// `parameters` tables.
+    fn parse(process: &str, parameters: &str) -> Result<Calibration, InputError> {
+        let text = format!(
+            "[process]\nkind = \"inversion\"\n{process}\n\n{parameters}\n\n\
+             [observations]\nvalues = [1.0, 2.0]\nnoise_std = 0.1\n\n\
+             [model]\nkind = \"linear\"\nmatrix = [[1.0], [2.0]]\n"
+        );
+        Calibration::parse(&text, "c.toml")
+    }
+
+    const X: &str =
+        "[[parameters]]\nname = \"x\"\nprior = { kind = \"gaussian\", mean = 0.0, std = 1.0 }";
+
+    fn key_of(e: InputError) -> String {
+        match e {
+            InputError::Invalid { key, .. } => key,
+            other => panic!("not Invalid: {other}"),
         }
     }
 
-    fn observations(
-        &self,
-        raw: &RawObservations,
-        prior: &Prior,
-        model: &ModelSpec,
-    ) -> Result<ObservationSpec, InputError> {
-        match (&raw.values, &raw.truth) {
-            (Some(_), Some(_)) => Err(self.invalid(
-                "observations",
-                "give either `values` or `truth`, not both",
-            )),
-            (None, None) => Err(self.invalid(
-                "observations",
-                "give the data as `values = [...]`, or `truth = { name = value, ... }` to generate it",
-            )),
-            (Some(values), None) => {
-                let y = DVector::from_vec(values.clone());
-                let noise = self.noise(raw, Some(y.len()))?.ok_or_else(|| {
-                    self.invalid(
-                        "observations",
-                        "`values` needs its noise: `noise_std = s`, `noise_std = [...]` or `covariance = [[...]]`",
-                    )
-                })?;
-                ekp_core::Observation::new(y.clone(), noise.clone())
-                    .map_err(|e| self.invalid("observations", e.to_string()))?;
-                Ok(ObservationSpec::Given { values: y, noise })
-            }
-            (None, Some(truth)) => {
-                let mut theta = Vec::with_capacity(prior.dim());
-                for p in prior.parameters() {
-                    let key = format!("observations.truth.{}", p.name());
-                    let vals = match truth.get(p.name()) {
-                        None => {
-                            return Err(self.invalid(
-                                key,
-                                "missing: `truth` needs a value for every parameter",
-                            ));
-                        }
-                        Some(ScalarOrVector::Scalar(v)) => vec![*v; 1],
-                        Some(ScalarOrVector::Vector(v)) => v.clone(),
-                    };
-                    if vals.len() != p.size() {
-                        return Err(self.invalid(
-                            key,
-                            format!("has {} values, the parameter has size {}", vals.len(), p.size()),
-                        ));
-                    }
-                    for v in &vals {
-                        if !p.constraint().contains(*v) {
-                            return Err(self.invalid(
-                                key,
-                                format!("{v} is outside the parameter's bounds ({}, {})", p.constraint().lower(), p.constraint().upper()),
-                            ));
-                        }
-                    }
-                    theta.extend(vals);
-                }
-                if let Some(extra) = truth.keys().find(|k| !prior.parameters().iter().any(|p| p.name() == k.as_str())) {
-                    return Err(self.invalid(
-                        format!("observations.truth.{extra}"),
-                        "is not one of the calibrated parameters",
-                    ));
-                }
-                let noise = match model {
-                    // Lorenz 96 estimates Γ from the truth run when none is given.
-                    ModelSpec::Lorenz96 { .. } => self.noise(raw, None)?,
-                    ModelSpec::Command(_) => {
-                        return Err(self.invalid(
-                            "observations.truth",
-                            "a command model cannot generate synthetic data: give the data as \
-                             `values = [...]` with `noise_std` or `covariance`",
-                        ));
-                    }
-                    ModelSpec::Linear { .. } | ModelSpec::Sinusoid { .. } => {
-                        Some(self.noise(raw, None)?.ok_or_else(|| {
-                            self.invalid(
-                                "observations",
-                                format!(
-                                    "`truth` with the {} model needs `noise_std` or `covariance` (only lorenz96 estimates Γ from its truth run)",
-                                    model.kind()
-                                ),
-                            )
-                        })?)
-                    }
-                };
-                Ok(ObservationSpec::Truth {
-                    theta: DVector::from_vec(theta),
-                    noise,
-                })
-            }
+    #[test]
+    fn sizes_at_the_limits_pass_and_beyond_them_are_refused() {
+        assert!(parse("iterations = 1000000", X).is_ok());
+        let e = parse("iterations = 1000001", X).unwrap_err();
+        assert_eq!(key_of(e), "process.iterations");
+        let e = parse("ensemble_size = 10000001", X).unwrap_err();
+        assert_eq!(key_of(e), "process.ensemble_size");
+        let e = parse("", &format!("{X}\nsize = 1000001")).unwrap_err();
+        assert_eq!(key_of(e), "parameters[1] (name = \"x\").size");
+    }
+
+    #[test]
+    fn the_memory_estimate_names_the_key_that_drives_it() {
+        let e = parse("ensemble_size = 10000000", X).unwrap_err();
+        let message = e.to_string();
+        assert!(message.contains("`process.ensemble_size`"), "{message}");
+        assert!(message.contains("GiB"), "{message}");
+        // With the last outputs only, the same ensemble still needs too much.
+        let e = parse("ensemble_size = 10000000\nhistory = \"last\"", X).unwrap_err();
+        assert!(!e.to_string().contains("history = \"last\""), "{e}");
+        // 1000 members of a 1000-component parameter are far below it.
+        let big = format!("{X}\nsize = 1000");
+        let text = format!(
+            "[process]\nkind = \"inversion\"\nensemble_size = 1000\n\n{big}\n\n\
+             [observations]\nvalues = [1.0]\nnoise_std = 0.1\n\n\
+             [model]\nkind = \"linear\"\nmatrix = [[{}]]\n",
+            vec!["1.0"; 1000].join(", ")
+        );
+        assert!(Calibration::parse(&text, "c.toml").is_ok());
+    }
+
+    #[test]
+    fn parameter_names_are_checked_with_their_key() {
+        for name in ["\\n", "a\\u0007", "\\u001b[0m", ""] {
+            let p = format!(
+                "[[parameters]]\nname = \"{name}\"\nprior = {{ kind = \"gaussian\", mean = 0.0, std = 1.0 }}"
+            );
+            let e = parse("", &p).unwrap_err();
+            assert_eq!(key_of(e), "parameters[1].name", "{name}");
         }
     }
 }
