@@ -1,7 +1,7 @@
 //! Errors of the command line and their exit codes.
 //!
 //! Every fallible function of `ekp-cli` that can meet bad input returns
-//! [`Error`] (or [`InputError`] alone): the variant, not a search through a
+//! [`enum@Error`] (or [`InputError`] alone): the variant, not a search through a
 //! chain of causes, decides the exit code ([`Error::exit_code`], an
 //! exhaustive `match`).
 //!

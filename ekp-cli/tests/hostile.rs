@@ -9,31 +9,9 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{ekp, text};
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
-
-#[track_caller]
-fn fails(o: &Output, code: i32, words: &[&str]) -> String {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    for w in words {
-        assert!(err.contains(w), "`{w}` not in: {err}");
-    }
-    err
-}
+use common::{ekp, fails, ok, text};
 
 fn exe(path: &Path, body: &str) {
     std::fs::write(path, body).unwrap();

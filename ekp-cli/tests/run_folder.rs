@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{ekp, text};
+use common::{ekp, fails, ok};
 
 /// The files whose bytes must not depend on interruptions.
 const RESULT_FILES: [&str; 7] = [
@@ -26,25 +26,8 @@ const RESULT_FILES: [&str; 7] = [
 ];
 
 #[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
-
-#[track_caller]
 fn bad_input(o: &Output, words: &[&str]) -> String {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "expected exit 2: {err}");
-    for w in words {
-        assert!(err.contains(w), "`{w}` not in: {err}");
-    }
-    err
+    fails(o, 2, words)
 }
 
 #[track_caller]

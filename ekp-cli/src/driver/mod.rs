@@ -429,14 +429,7 @@ impl<'f, 'o> Driver<'f, 'o> {
     fn checkpoint(&self, next: &EnsembleKalmanProcess, record: &UpdateRecord) -> Result<()> {
         let f = self.folder;
         f.write_iteration(next)?;
-        write_atomic(
-            &f.layout
-                .iteration_dir(record.iteration)
-                .join(folder::RECORD_FILE),
-            toml::to_string(record)
-                .map_err(anyhow::Error::from)?
-                .as_bytes(),
-        )?;
+        f.write_record(record)?;
         if std::env::var(FAULT_ENV).as_deref() == Ok("update-before-commit") {
             eprintln!(
                 "{FAULT_ENV}: aborting before replacing {}",
@@ -489,14 +482,7 @@ impl<'f, 'o> Driver<'f, 'o> {
         for (name, contents) in files {
             write_atomic(&f.dir.join(name), &contents)?;
         }
-        write_atomic(
-            &f.layout
-                .iteration_dir(record.iteration)
-                .join(folder::RECORD_FILE),
-            toml::to_string(record)
-                .map_err(anyhow::Error::from)?
-                .as_bytes(),
-        )?;
+        f.write_record(record)?;
         Ok(())
     }
 }

@@ -537,6 +537,19 @@ impl RunFolder {
         toml::from_str(&text).ok()
     }
 
+    /// Write `iteration_NNN/update.toml` (durably: for the completion it is
+    /// the commit).
+    pub fn write_record(&self, record: &UpdateRecord) -> anyhow::Result<()> {
+        let text = toml::to_string(record).context("cannot serialise an update record")?;
+        write_atomic(
+            &self
+                .layout
+                .iteration_dir(record.iteration)
+                .join(RECORD_FILE),
+            text.as_bytes(),
+        )
+    }
+
     /// Whether the calibration is complete: the update of the current
     /// iteration's outputs was the final one.
     pub fn is_complete(&self, ekp: &EnsembleKalmanProcess) -> bool {

@@ -48,3 +48,27 @@ pub fn gpu_available(dir: &Path) -> bool {
     eprintln!("skipped: no GPU adapter ({})", text(&out.stderr).trim());
     false
 }
+
+/// Asserts success; returns stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+/// Asserts exit `code` and that stderr holds every one of `words`; returns stderr.
+#[track_caller]
+pub fn fails(o: &Output, code: i32, words: &[&str]) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    for w in words {
+        assert!(err.contains(w), "`{w}` not in: {err}");
+    }
+    err
+}
