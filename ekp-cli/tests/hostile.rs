@@ -286,3 +286,82 @@ fn a_closed_stdout_pipe_ends_quietly() {
         );
     }
 }
+
+/// The state text with the first value of its first ensemble replaced.
+fn with_first_u(state: &str, value: &str) -> String {
+    let at = state.find("[[u]]").expect("an ensemble");
+    let data = at + state[at..].find("data = [").expect("data") + "data = [".len();
+    let end = data + state[data..].find(',').expect("a comma");
+    format!("{}{value}{}", &state[..data], &state[end..])
+}
+
+#[test]
+fn damaged_states_are_refused_by_every_command_and_rewind_still_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    exe(&t.join("model.sh"), MODEL);
+    std::fs::write(t.join("c.toml"), config("./model.sh", 4)).unwrap();
+    ok(&ekp(&["init", "--config", "c.toml", "--dir", "wf"], t));
+    for j in 1..=4 {
+        ok(&ekp(
+            &["forward", "--dir", "wf", "--member", &j.to_string()],
+            t,
+        ));
+    }
+    ok(&ekp(&["update", "--dir", "wf"], t));
+    let state = t.join("wf/state.toml");
+    let good = std::fs::read_to_string(&state).unwrap();
+    // A NaN in the ensemble: every command refuses, naming the file and key.
+    std::fs::write(&state, with_first_u(&good, "nan")).unwrap();
+    for cmd in [
+        vec!["status", "--dir", "wf"],
+        vec!["update", "--dir", "wf"],
+        vec!["plot", "--dir", "wf"],
+        vec!["forward", "--dir", "wf", "--member", "1"],
+    ] {
+        fails(&ekp(&cmd, t), 2, &["state.toml", "non-finite"]);
+    }
+    // A state of another calibration (other parameters): refused, not a panic.
+    std::fs::write(&state, good.replace("name = \"a\"", "name = \"zz\"")).unwrap();
+    for cmd in [vec!["status", "--dir", "wf"], vec!["plot", "--dir", "wf"]] {
+        fails(&ekp(&cmd, t), 2, &["state.toml"]);
+    }
+    // Truncated: rewinding works from the per-iteration states alone.
+    std::fs::write(&state, &good[..good.len() / 2]).unwrap();
+    let said = ok(&ekp(&["update", "--dir", "wf", "--rewind-to", "1"], t));
+    assert!(said.contains("rewound to iteration 1"), "{said}");
+    ok(&ekp(&["status", "--dir", "wf"], t));
+}
+
+#[test]
+fn two_runs_into_one_folder_at_once_do_not_mix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    exe(
+        &t.join("slow.sh"),
+        "#!/bin/sh\nsleep 0.3\na=$(sed -n 's/^a = //p' \"$EKP_PARAMETERS\")\necho \"values = [$a, $a]\" > \"$EKP_OUTPUT\"\n",
+    );
+    std::fs::write(t.join("c.toml"), config("./slow.sh", 4)).unwrap();
+    let first = Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
+        .args(["run", "-q", "--config", "c.toml", "--output", "o"])
+        .current_dir(t)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first run holds the folder.
+    let start = std::time::Instant::now();
+    while !t.join("o/update.lock").exists() && start.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = ekp(
+        &[
+            "run", "-q", "--resume", "--config", "c.toml", "--output", "o",
+        ],
+        t,
+    );
+    fails(&second, 1, &["another ekp-cli run is running"]);
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    ok(&ekp(&["status", "--dir", "o"], t));
+}

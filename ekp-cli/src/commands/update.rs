@@ -19,8 +19,17 @@ pub(super) fn update(args: UpdateArgs) -> Result<()> {
     };
     let mut report = ReportObserver::new(Format::Both);
     let outcome = run_update(&args.dir, options, vec![&mut report])?;
-    let (advance, problems, rewound) = match outcome {
-        Updated::Nothing(why) => {
+    let say_rewound = |rewound: Option<std::path::PathBuf>| {
+        if let (Some(aside), Some(k)) = (rewound, args.rewind_to) {
+            say(&format!(
+                "rewound to iteration {k}; later iterations moved to {}",
+                aside.display()
+            ));
+        }
+    };
+    let (advance, problems) = match outcome {
+        Updated::Nothing { why, rewound } => {
+            say_rewound(rewound);
             say(&format!("nothing to do: {why}"));
             return Ok(());
         }
@@ -28,14 +37,11 @@ pub(super) fn update(args: UpdateArgs) -> Result<()> {
             advance,
             problems,
             rewound,
-        } => (advance, problems, rewound),
+        } => {
+            say_rewound(rewound);
+            (advance, problems)
+        }
     };
-    if let (Some(aside), Some(k)) = (rewound, args.rewind_to) {
-        say(&format!(
-            "rewound to iteration {k}; later iterations moved to {}",
-            aside.display()
-        ));
-    }
     let folder = RunFolder::open(&args.dir)?;
     match advance {
         Advance::Updated { next, record } => updated(&folder, &next, &record, &problems),

@@ -229,6 +229,23 @@ impl<'f, 'o> Driver<'f, 'o> {
             .collect()
     }
 
+    /// Refuse (bad input) when members ran with edited parameter files.
+    fn refuse_edited_parameters(&self, ekp: &EnsembleKalmanProcess, k: usize) -> Result<()> {
+        let edited = self.edited_parameters(ekp, k);
+        if edited.is_empty() {
+            return Ok(());
+        }
+        Err(InputError::Argument(format!(
+            "{}: members {} ran with a parameters.toml that is not the one ekp wrote for \
+                 them (edited by hand?), so their outputs cannot be paired with the ensemble. \
+                 Restore the files and run the members again (`ekp-cli update --rewind-to {k}` \
+                 rewrites them). Nothing was changed.",
+            self.folder.layout.iteration_name(k),
+            compress(&edited)
+        ))
+        .into())
+    }
+
     /// Step 2: every member's outcome in `ekp`'s current iteration.
     pub fn collect(
         &self,
@@ -236,18 +253,7 @@ impl<'f, 'o> Driver<'f, 'o> {
         missing: MissingMembers,
     ) -> Result<Collected> {
         let k = ekp.iterations();
-        let edited = self.edited_parameters(ekp, k);
-        if !edited.is_empty() {
-            return Err(InputError::Argument(format!(
-                "{}: members {} ran with a parameters.toml that is not the one ekp wrote for \
-                 them (edited by hand?), so their outputs cannot be paired with the ensemble. \
-                 Restore the files and run the members again (`ekp-cli update --rewind-to {k}` \
-                 rewrites them). Nothing was changed.",
-                self.folder.layout.iteration_name(k),
-                compress(&edited)
-            ))
-            .into());
-        }
+        self.refuse_edited_parameters(ekp, k)?;
         let d = folder::output_dim(ekp);
         let n = ekp.ensemble_size();
         let layout = &self.folder.layout;

@@ -12,8 +12,13 @@ use crate::io::{unix_now, write_atomic};
 
 /// What `update` did.
 pub enum Updated {
-    /// Nothing: why.
-    Nothing(String),
+    /// No update: why (after the rewind, if one was asked for).
+    Nothing {
+        /// Why.
+        why: String,
+        /// Where later iterations were moved by a rewind.
+        rewound: Option<PathBuf>,
+    },
     /// An update was applied, or the calibration completed.
     Step {
         /// What the driver did.
@@ -50,30 +55,17 @@ pub fn update(
     let ekp = folder.state()?;
     let k = ekp.iterations();
     let complete = folder.is_complete(&ekp);
-    if let Some(expected) = options.iteration {
-        if expected < k || (expected == k && complete) || (expected > k && complete) {
-            return Ok(Updated::Nothing(format!(
-                "the update of iteration {expected} was already applied (the newest iteration \
-                 is {k}{})",
-                if complete {
-                    ", and the calibration is complete"
-                } else {
-                    ""
-                }
-            )));
-        }
-        if expected > k {
-            return Err(InputError::Argument(format!(
-                "--iteration {expected}: the newest iteration is {k}"
-            ))
-            .into());
-        }
+    if let Some(why) = guard(options.iteration, k, complete)? {
+        return Ok(Updated::Nothing { why, rewound });
     }
     if complete {
-        return Ok(Updated::Nothing(format!(
-            "the calibration is complete ({k} updates applied; results in {})",
-            folder.dir.join("result.toml").display()
-        )));
+        return Ok(Updated::Nothing {
+            why: format!(
+                "the calibration is complete ({k} updates applied; results in {})",
+                folder.dir.join("result.toml").display()
+            ),
+            rewound,
+        });
     }
     let d = crate::folder::output_dim(&ekp);
     let states = folder.members(k, d);
@@ -81,18 +73,21 @@ pub fn update(
         .iter()
         .all(|s| *s == crate::folder::MemberState::Missing)
     {
-        return Ok(Updated::Nothing(format!(
-            "no member of {} has run yet{}",
-            folder.layout.iteration_name(k),
-            if k > 0 {
-                format!(
-                    " (the update of iteration {}'s outputs has already been applied)",
-                    k - 1
-                )
-            } else {
-                String::new()
-            }
-        )));
+        return Ok(Updated::Nothing {
+            why: format!(
+                "no member of {} has run yet{}",
+                folder.layout.iteration_name(k),
+                if k > 0 {
+                    format!(
+                        " (the update of iteration {}'s outputs has already been applied)",
+                        k - 1
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            rewound,
+        });
     }
     let mut driver = Driver::new(&folder, observers);
     let missing = if options.allow_missing {
@@ -108,6 +103,33 @@ pub fn update(
         problems,
         rewound,
     })
+}
+
+/// `update --iteration I` in a job chain: why there is nothing to do when
+/// the update of `I` was already applied (a repeated job), or bad input when
+/// `I` is ahead of the newest iteration `k`.
+fn guard(expected: Option<usize>, k: usize, complete: bool) -> Result<Option<String>> {
+    let Some(expected) = expected else {
+        return Ok(None);
+    };
+    if expected < k || complete {
+        return Ok(Some(format!(
+            "the update of iteration {expected} was already applied (the newest iteration is \
+             {k}{})",
+            if complete {
+                ", and the calibration is complete"
+            } else {
+                ""
+            }
+        )));
+    }
+    if expected > k {
+        return Err(InputError::Argument(format!(
+            "--iteration {expected}: the newest iteration is {k}"
+        ))
+        .into());
+    }
+    Ok(None)
 }
 
 /// Move the iterations after `k` aside (into `DIR/rewound_<time>_<pid>/`)
