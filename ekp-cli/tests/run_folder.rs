@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{ekp, fails, ok};
+use common::{ekp, fails, ok, snapshot};
 
 /// The files whose bytes must not depend on interruptions.
 const RESULT_FILES: [&str; 7] = [
@@ -41,27 +41,6 @@ fn same_files(a: &Path, b: &Path) {
             b.display()
         );
     }
-}
-
-/// Every file below `dir` with its bytes (nothing for a missing `dir`).
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Kill delays, drawn from the clock (printed, so a failure can be replayed

@@ -4,9 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use common::snapshot;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ekp-cli")
@@ -452,23 +456,6 @@ fn missing_members_count_as_failed() {
     assert!(text(&out.stderr).contains("member_004: missing"));
     let history = std::fs::read_to_string(tmp.path().join("wf/history.csv")).unwrap();
     assert!(history.contains(",4 6 7,"), "{history}");
-}
-
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// A folder initialised with LINEAR whose iteration 0 has run.
