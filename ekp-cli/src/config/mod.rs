@@ -20,7 +20,7 @@ use nalgebra::DMatrix;
 
 use crate::error::InputError;
 
-pub mod command;
+pub mod program;
 pub mod ekpjl;
 pub mod example;
 pub mod limits;
@@ -32,7 +32,7 @@ mod parameters;
 mod process;
 mod schema;
 
-pub use command::{CommandSpec, parse_duration};
+pub use program::{ProgramKind, ProgramSpec, TemplateSpec, parse_duration};
 pub use model::ModelSpec;
 pub use observations::ObservationSpec;
 pub use options::MinibatchSpec;

@@ -10,7 +10,8 @@ use nalgebra::{DMatrix, DVector};
 use serde::Deserialize;
 
 use super::limits::{MAX_LORENZ96_SITES, MAX_LORENZ96_TRUTH_SAMPLES, MAX_SINUSOID_SAMPLES};
-use super::{Ctx, command};
+use super::program::ProgramKind;
+use super::{Ctx, program};
 use crate::error::InputError;
 
 /// The forward model, as configured.
@@ -37,14 +38,17 @@ pub enum ModelSpec {
         /// Values of model parameters that are not calibrated.
         fixed: BTreeMap<String, f64>,
     },
-    /// Any executable, one process per member (see the `models::command` module).
-    Command(command::CommandSpec),
+    /// The user's own program: `command` (one process per member), `worker`
+    /// (long-lived processes serving members) or `batch` (many members per
+    /// process); see the `models::command`, `models::worker` and
+    /// `models::batch` modules.
+    Program(program::ProgramSpec),
 }
 
 impl ModelSpec {
     /// Outputs per member of a built-in model (the data generated from
     /// `truth`): Lorenz 96's observables, the linear model's rows, the
-    /// sinusoid's 2; 0 for a command model (it cannot make data).
+    /// sinusoid's 2; 0 for a program model (it cannot make data).
     pub(super) fn truth_outputs(&self) -> usize {
         match self {
             ModelSpec::Lorenz96 { config, .. } => {
@@ -54,7 +58,7 @@ impl ModelSpec {
             }
             ModelSpec::Linear { matrix, .. } => matrix.nrows(),
             ModelSpec::Sinusoid { .. } => 2,
-            ModelSpec::Command(_) => 0,
+            ModelSpec::Program(_) => 0,
         }
     }
 
@@ -64,13 +68,14 @@ impl ModelSpec {
             ModelSpec::Lorenz96 { .. } => "lorenz96",
             ModelSpec::Linear { .. } => "linear",
             ModelSpec::Sinusoid { .. } => "sinusoid",
-            ModelSpec::Command(_) => "command",
+            ModelSpec::Program(_) => "command",
         }
     }
 }
 
 /// The model kinds, as listed in messages.
-const KINDS: &str = "\"lorenz96\", \"linear\", \"sinusoid\", \"command\"";
+const KINDS: &str =
+    "\"lorenz96\", \"linear\", \"sinusoid\", \"command\", \"worker\", \"batch\"";
 
 /// `model.matrix` and `model.offset` of the linear model.
 #[derive(Deserialize)]
@@ -93,21 +98,31 @@ impl Ctx<'_> {
                 self.refuse_fixed(&fixed, "the linear model")?;
                 self.linear(table, prior)
             }
-            "command" => {
-                self.refuse_fixed(&fixed, "a command model")?;
-                let base = Path::new(self.file)
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or_else(|| Path::new("."));
-                Ok(ModelSpec::Command(command::CommandSpec::from_table(
-                    table, self.file, base,
-                )?))
-            }
+            "command" => self.program(table, &fixed, ProgramKind::Command),
+            "worker" => self.program(table, &fixed, ProgramKind::Worker),
+            "batch" => self.program(table, &fixed, ProgramKind::Batch),
             other => Err(self.invalid(
                 "model.kind",
                 format!("unknown model \"{other}\"; one of {KINDS}"),
             )),
         }
+    }
+
+    /// The `[model]` table of the user's own program.
+    fn program(
+        &self,
+        table: toml::Table,
+        fixed: &BTreeMap<String, f64>,
+        kind: ProgramKind,
+    ) -> Result<ModelSpec, InputError> {
+        self.refuse_fixed(fixed, &format!("a {} model", kind.name()))?;
+        let base = Path::new(self.file)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        Ok(ModelSpec::Program(program::ProgramSpec::from_table(
+            table, self.file, base, kind,
+        )?))
     }
 
     /// `model.kind`, removed from `table`.

@@ -163,7 +163,7 @@ impl Ctx<'_> {
         match model {
             // Lorenz 96 estimates Γ from the truth run when none is given.
             ModelSpec::Lorenz96 { .. } => self.noise(raw, None),
-            ModelSpec::Command(_) => Err(self.invalid(
+            ModelSpec::Program(_) => Err(self.invalid(
                 "observations.truth",
                 "a command model cannot generate synthetic data: give the data as \
                  `values = [...]` with `noise_std` or `covariance`",

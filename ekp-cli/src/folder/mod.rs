@@ -63,7 +63,7 @@ pub const STATE_FILE: &str = "state.toml";
 pub const LOCK_FILE: &str = "update.lock";
 /// The files and folders of a calibration folder (besides `iteration_*`
 /// and `rewound_*`): what `run --overwrite` removes, and all it removes.
-pub const OWNED_ENTRIES: [&str; 13] = [
+pub const OWNED_ENTRIES: [&str; 14] = [
     CONFIG_FILE,
     META_FILE,
     STATE_FILE,
@@ -76,8 +76,12 @@ pub const OWNED_ENTRIES: [&str; 13] = [
     "plots",
     "report.html",
     "slurm",
+    WORKERS_DIR,
     LOCK_FILE,
 ];
+
+/// The logs of a `worker` model's processes (`workers/worker_001.log`).
+pub const WORKERS_DIR: &str = "workers";
 
 /// Which command made a calibration folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -314,7 +318,7 @@ impl RunFolder {
             Path::new(&meta.config_dir),
         )?;
         cal.seed = meta.seed;
-        if let ModelSpec::Command(spec) = &mut cal.model {
+        if let ModelSpec::Program(spec) = &mut cal.model {
             spec.base_dir = PathBuf::from(&meta.config_dir);
         }
         let layout = Layout::new(dir, cal.ensemble_size, cal.iterations);

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::config::{Calibration, ModelSpec, ObservationSpec};
 use crate::error::InputError;
-use crate::models::command;
+use crate::models::program;
 
 /// Where one model parameter's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -152,9 +152,9 @@ fn map_by_name(
 }
 
 impl BuiltModel {
-    /// Build the model of `cal`, evaluated as `execution` says. A `command`
-    /// model is a stand-in here (it runs through
-    /// [`crate::models::command::CommandEvaluator`]): its outputs are NaN, and
+    /// Build the model of `cal`, evaluated as `execution` says. A program
+    /// model (`command`, `worker`, `batch`) is a stand-in here (it runs
+    /// through its own evaluator, see [`crate::models::evaluator`]): its outputs are NaN, and
     /// it serves to check the data's dimension.
     pub fn new(cal: &Calibration, execution: Execution) -> Result<Self, InputError> {
         let bad_model = |e: ekp_models::ModelsError| InputError::Invalid {
@@ -190,8 +190,8 @@ impl BuiltModel {
                 let sources = (0..cal.prior.dim()).map(Source::Calibrated).collect();
                 (m, None, sources)
             }
-            ModelSpec::Command(_) => {
-                let m = Arc::new(command::Outputs::new(cal)?);
+            ModelSpec::Program(_) => {
+                let m = Arc::new(program::Outputs::new(cal)?);
                 let sources = (0..cal.prior.dim()).map(Source::Calibrated).collect();
                 (m, None, sources)
             }

@@ -4,17 +4,26 @@
 //! | module | models |
 //! |---|---|
 //! | [`builtin`] | Lorenz 96, linear, sinusoid, in this process on CPU threads; the data (given or generated at the truth) |
-//! | [`command`] | any executable, one process per member, run in its member folder |
+//! | [`command`] | the user's program, one process per member, run in its member folder |
+//! | [`worker`] | the user's program as long-lived workers, one JSON line per member |
+//! | [`batch`] | the user's program, many members per process (CSV in, CSV out) |
 //! | [`gpu`] | Lorenz 96 on a GPU through wgpu |
+//!
+//! [`program`] holds what the three program models share, [`template`] the
+//! input templates they write into member folders.
 //!
 //! Every way of running a member records the same outcome in its member
 //! folder (`output.toml`, `status.toml`), so `status`, `update`, `plot` and
 //! `run --resume` do not care how the member ran.
 
+pub mod batch;
 pub mod builtin;
 pub mod command;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod program;
+pub mod template;
+pub mod worker;
 
 use std::time::Duration;
 
@@ -24,7 +33,7 @@ use ekp_core::{ForwardModel, Observation};
 use ekp_models::Execution;
 use nalgebra::DMatrix;
 
-use crate::config::{Calibration, ModelSpec};
+use crate::config::{Calibration, ModelSpec, ProgramKind};
 use crate::driver::Evaluator;
 use crate::error::{Error, InputError, Result};
 use crate::folder::member::{self, MemberRecord, RecordStatus};
@@ -78,9 +87,11 @@ pub struct RunOptions {
     pub precision: Option<Precision>,
     /// Threads for `--backend threads` (default: one per core).
     pub threads: Option<usize>,
-    /// Member processes at once for command models (default: one per core).
+    /// Processes at once for program models: command processes and workers
+    /// (default: one per core), batch processes (default 1).
     pub jobs: Option<usize>,
-    /// Time limit of a command model's member (overrides `model.timeout`).
+    /// Time limit of a program model's member, or of a batch process
+    /// (overrides `model.timeout`).
     pub member_timeout: Option<Duration>,
 }
 
@@ -113,20 +124,20 @@ impl RunOptions {
                 _ => {}
             }
         }
-        let is_command = matches!(cal.model, ModelSpec::Command(_));
-        if !is_command && (self.jobs.is_some() || self.member_timeout.is_some()) {
+        let is_program = matches!(cal.model, ModelSpec::Program(_));
+        if !is_program && (self.jobs.is_some() || self.member_timeout.is_some()) {
             return arg(format!(
-                "--jobs and --member-timeout apply to command models; this model is {} \
-                 (use --threads)",
+                "--jobs and --member-timeout apply to command, worker and batch models; this \
+                 model is {} (use --threads)",
                 cal.model.kind()
             ));
         }
-        if is_command && self.backend == Backend::Gpu {
-            return arg(
-                "--backend gpu runs the built-in lorenz96 model; a command model runs its \
-                 members as processes (use --jobs)"
-                    .into(),
-            );
+        if is_program && self.backend == Backend::Gpu {
+            return arg(format!(
+                "--backend gpu runs the built-in lorenz96 model; a {} model runs its members \
+                 as processes (use --jobs)",
+                cal.model.kind()
+            ));
         }
         Ok(())
     }
@@ -150,10 +161,28 @@ pub fn observation(cal: &Calibration) -> Result<Observation, InputError> {
 /// where it runs (`threads`, `gpu on llvmpipe (...)`).
 pub fn evaluator(cal: &Calibration, options: &RunOptions) -> Result<(Box<dyn Evaluator>, String)> {
     options.check(cal)?;
-    if let ModelSpec::Command(spec) = &cal.model {
-        let workers = options.jobs.or(options.threads);
-        let ev = command::CommandEvaluator::new(cal, spec, workers, options.member_timeout)?;
-        return Ok((Box::new(ev), format!("{} processes", ev_jobs(workers))));
+    if let ModelSpec::Program(spec) = &cal.model {
+        let jobs = options.jobs.or(options.threads);
+        let timeout = options.member_timeout;
+        return Ok(match spec.kind {
+            ProgramKind::Command => (
+                Box::new(command::CommandEvaluator::new(cal, spec, jobs, timeout)?),
+                format!("{} processes", ev_jobs(jobs)),
+            ),
+            ProgramKind::Worker => (
+                Box::new(worker::WorkerEvaluator::new(cal, spec, jobs, timeout)?),
+                format!("{} workers", ev_jobs(jobs)),
+            ),
+            ProgramKind::Batch => (
+                Box::new(batch::BatchEvaluator::new(cal, spec, jobs, timeout)?),
+                format!(
+                    "batches of {}, {} at once",
+                    spec.batch_size
+                        .map_or_else(|| "every member".to_string(), |b| b.to_string()),
+                    jobs.unwrap_or(1)
+                ),
+            ),
+        });
     }
     let built = BuiltModel::new(cal, options.execution())?;
     let pool = thread_pool(options.threads)?;

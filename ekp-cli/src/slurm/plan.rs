@@ -236,7 +236,7 @@ pub fn last_iteration(args: &SlurmArgs, plan: &Plan) -> Result<usize> {
 /// rather than its task killed.
 pub fn member_timeout(args: &SlurmArgs, cal: &Calibration) -> Option<Duration> {
     args.member_timeout.or_else(|| {
-        if !matches!(cal.model, ModelSpec::Command(_)) {
+        if !matches!(cal.model, ModelSpec::Program(_)) {
             return None;
         }
         let t = slurm_time_seconds(args.time.as_deref()?)?;

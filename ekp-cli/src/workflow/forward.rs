@@ -104,7 +104,7 @@ pub fn forward(
     let started = Instant::now();
     let mut timeout_ignored = false;
     match &folder.cal.model {
-        ModelSpec::Command(spec) => {
+        ModelSpec::Program(spec) => {
             let ev = CommandEvaluator::new(&folder.cal, spec, Some(1), timeout)?;
             crate::driver::Evaluator::run_members(
                 &ev,

@@ -19,8 +19,9 @@ pub fn init(config: &Path, dir: &Path, seed: Option<u64>) -> Result<RunFolder> {
         cal = cal.with_seed(seed)?;
     }
     // Validate everything (model, data, program) before writing.
-    if let ModelSpec::Command(spec) = &cal.model {
-        models::command::resolve_program(spec, &cal.source)?;
+    if let ModelSpec::Program(spec) = &cal.model {
+        models::program::resolve_program(spec, &cal.source)?;
+        models::template::Templates::load(spec, &cal.prior, &cal.source)?;
     }
     let observation = models::observation(&cal)?;
     let ekp = driver::start(&cal, observation)?;
