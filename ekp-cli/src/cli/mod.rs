@@ -118,13 +118,14 @@ pub struct RunArgs {
     /// with SHADER_F64).
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
-    /// Command models: how many member processes run at once (default: one
-    /// per core).
+    /// Command, worker and batch models: how many processes run at once —
+    /// member processes or workers (default: one per core), batch processes
+    /// (default 1).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Command models: the time limit of one member's run (seconds, or 30s,
-    /// 5m, 2h; overrides `model.timeout`). A member past it is killed and
-    /// counts as failed.
+    /// Command, worker and batch models: the time limit of one member's run,
+    /// or of one batch process (seconds, or 30s, 5m, 2h; overrides
+    /// `model.timeout`). A member past it is killed and counts as failed.
     #[arg(long, value_name = "T", value_parser = crate::config::parse_duration)]
     pub member_timeout: Option<std::time::Duration>,
 }
@@ -189,10 +190,30 @@ pub struct ForwardArgs {
     #[arg(long, value_name = "I")]
     pub iteration: Option<usize>,
     /// The member (from 1). Default: $SLURM_ARRAY_TASK_ID.
-    #[arg(long, value_name = "J")]
+    #[arg(long, value_name = "J", conflicts_with = "members")]
     pub member: Option<usize>,
-    /// Time limit of a `command` model's run (seconds, or 30s, 5m, 2h);
-    /// overrides `model.timeout`. The model is stopped when it runs longer.
+    /// Several members at once, run in parallel as --backend / --jobs say:
+    /// a range A-B, or a list such as 1-4,7,9-10 (for SLURM tasks that run
+    /// several members: `slurm --members-per-task K`).
+    #[arg(long, value_name = "A-B")]
+    pub members: Option<String>,
+    /// Where built-in models run (with --members: threads or gpu integrate
+    /// the members together).
+    #[arg(long, value_enum, default_value_t = Backend::Threads)]
+    pub backend: Backend,
+    /// Threads for `--backend threads` (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// GPU precision for `--backend gpu` (default f32).
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
+    /// Command, worker and batch models: how many processes run at once
+    /// (member processes or workers: default one per core; batch processes: 1).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Time limit of a command or worker model's member, or of a batch
+    /// process (seconds, or 30s, 5m, 2h); overrides `model.timeout`. The
+    /// model is stopped when it runs longer.
     #[arg(long, value_name = "T", value_parser = crate::config::parse_duration)]
     pub member_timeout: Option<std::time::Duration>,
 }

@@ -4,22 +4,37 @@ use crate::cli::ForwardArgs;
 use crate::error::{Error, Result};
 use crate::folder::MemberState;
 use crate::folder::member::STATUS_FILE;
-use crate::workflow::forward::{Forwarded, forward as run_forward};
+use crate::models::RunOptions;
+use crate::workflow::forward::{Forwarded, Selection, forward as run_forward};
 
 use super::say;
 
+/// Members listed one by one in the summary; beyond, failed ones only.
+const LISTED: usize = 20;
+
 pub(super) fn forward(args: ForwardArgs) -> Result<()> {
     crate::stop::install()?;
+    let selection = match args.members {
+        Some(spec) => Selection::Many(spec),
+        None => Selection::One(args.member),
+    };
+    let options = RunOptions {
+        backend: args.backend,
+        precision: args.precision,
+        threads: args.threads,
+        jobs: args.jobs,
+        member_timeout: args.member_timeout,
+    };
     let ran =
-        run_forward(&args.dir, args.iteration, args.member, args.member_timeout).map_err(|e| {
-            match e {
-                Error::Interrupted { signal, name, .. } => Error::Interrupted {
-                    signal,
-                    name,
-                    hint: "the member was stopped and not recorded (it counts as missing)".into(),
-                },
-                other => other,
-            }
+        run_forward(&args.dir, args.iteration, &selection, &options).map_err(|e| match e {
+            Error::Interrupted { signal, name, .. } => Error::Interrupted {
+                signal,
+                name,
+                hint: "the members not finished were stopped and not recorded (they count as \
+                   missing)"
+                    .into(),
+            },
+            other => other,
         })?;
     match ran {
         Forwarded::Complete { iterations } => say(&format!(
@@ -29,37 +44,53 @@ pub(super) fn forward(args: ForwardArgs) -> Result<()> {
         Forwarded::Ran {
             folder,
             iteration,
-            member,
-            state,
+            members,
             seconds,
             already_used,
             timeout_ignored,
         } => {
-            let label = folder.layout.member_label(iteration, member);
             if already_used {
                 eprintln!(
-                    "note: iteration {iteration} was already used by an update; running {label} \
-                     again changes only its own files"
+                    "note: iteration {iteration} was already used by an update; running members \
+                     of it again changes only their own files"
                 );
             }
             if timeout_ignored {
-                eprintln!("note: --member-timeout applies to command models only");
+                eprintln!(
+                    "note: --member-timeout applies to command, worker and batch models only"
+                );
             }
-            match state {
-                MemberState::Done(_) => say(&format!("{label}: done in {seconds:.2} s")),
-                MemberState::Failed { reason, .. } => say(&format!(
-                    "{label}: FAILED after {seconds:.2} s: {reason}\n  recorded in {}; the \
-                     update's failure policy deals with it",
-                    folder
-                        .layout
-                        .member_dir(iteration, member)
-                        .join(STATUS_FILE)
-                        .display()
-                )),
-                MemberState::Missing => say(&format!(
-                    "{label}: ran for {seconds:.2} s but left no record"
-                )),
+            let many = members.len() > LISTED;
+            let mut failed = 0;
+            for (member, state) in &members {
+                let label = folder.layout.member_label(iteration, *member);
+                match state {
+                    MemberState::Done(_) if many => {}
+                    MemberState::Done(_) => say(&format!("{label}: done")),
+                    MemberState::Failed { reason, .. } => {
+                        failed += 1;
+                        say(&format!(
+                            "{label}: FAILED: {reason}\n  recorded in {}; the update's failure \
+                             policy deals with it",
+                            folder
+                                .layout
+                                .member_dir(iteration, *member)
+                                .join(STATUS_FILE)
+                                .display()
+                        ));
+                    }
+                    MemberState::Missing => say(&format!("{label}: ran but left no record")),
+                }
             }
+            say(&format!(
+                "{} member{} of iteration {iteration} in {seconds:.2} s: {} done, {failed} failed",
+                members.len(),
+                if members.len() == 1 { "" } else { "s" },
+                members
+                    .iter()
+                    .filter(|(_, s)| matches!(s, MemberState::Done(_)))
+                    .count(),
+            ));
         }
     }
     Ok(())

@@ -20,7 +20,6 @@ use nalgebra::DMatrix;
 
 use crate::error::InputError;
 
-pub mod program;
 pub mod ekpjl;
 pub mod example;
 pub mod limits;
@@ -30,13 +29,14 @@ mod observations;
 mod options;
 mod parameters;
 mod process;
+pub mod program;
 mod schema;
 
-pub use program::{ProgramKind, ProgramSpec, TemplateSpec, parse_duration};
 pub use model::ModelSpec;
 pub use observations::ObservationSpec;
 pub use options::MinibatchSpec;
 pub use parameters::ParameterFiles;
+pub use program::{ProgramKind, ProgramSpec, TemplateSpec, parse_duration};
 
 use limits::Sizes;
 use schema::RawConfig;

@@ -74,8 +74,7 @@ impl ModelSpec {
 }
 
 /// The model kinds, as listed in messages.
-const KINDS: &str =
-    "\"lorenz96\", \"linear\", \"sinusoid\", \"command\", \"worker\", \"batch\"";
+const KINDS: &str = "\"lorenz96\", \"linear\", \"sinusoid\", \"command\", \"worker\", \"batch\"";
 
 /// `model.matrix` and `model.offset` of the linear model.
 #[derive(Deserialize)]

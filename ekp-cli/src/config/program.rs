@@ -240,7 +240,10 @@ fn check_templates(
     for (i, t) in templates.iter().enumerate() {
         let key = format!("model.templates[{}]", i + 1);
         if t.template.trim().is_empty() || t.template.contains('\0') {
-            return Err(invalid(&format!("{key}.template"), "is not a file name".into()));
+            return Err(invalid(
+                &format!("{key}.template"),
+                "is not a file name".into(),
+            ));
         }
         let target = Path::new(&t.target);
         let plain = !t.target.is_empty()
@@ -260,7 +263,10 @@ fn check_templates(
         if RESERVED_TARGETS.contains(&t.target.as_str()) {
             return Err(invalid(
                 &format!("{key}.target"),
-                format!("`{}` is a file ekp writes itself in the member folder", t.target),
+                format!(
+                    "`{}` is a file ekp writes itself in the member folder",
+                    t.target
+                ),
             ));
         }
         if !seen.insert(t.target.clone()) {

@@ -50,8 +50,8 @@ use nalgebra::DMatrix;
 
 use super::command::substitute;
 use super::program::{
-    EarlyStop, GRACE, Outputs, RUNNING_FILE, Waited, describe_exit,
-    record_received, resolve_program, stop_leftover, wait_for,
+    EarlyStop, GRACE, Outputs, RUNNING_FILE, Waited, describe_exit, record_received,
+    resolve_program, stop_leftover, wait_for,
 };
 use super::template::{Templates, shortest};
 use crate::config::{Calibration, ProgramSpec};
@@ -118,7 +118,11 @@ fn parameters_csv(names: &[String], entries: &[&Entry]) -> anyhow::Result<Vec<u8
 
 /// The rows of an `outputs.csv`: member → its values (or why the row is
 /// unusable); the error when the file as a whole is unusable.
-fn read_outputs(path: &Path, outputs: usize, expected: usize) -> Result<BTreeMap<usize, Result<Vec<f64>, String>>, String> {
+fn read_outputs(
+    path: &Path,
+    outputs: usize,
+    expected: usize,
+) -> Result<BTreeMap<usize, Result<Vec<f64>, String>>, String> {
     // 100 bytes a value, at least 1 MiB: a runaway program is not read into memory.
     let cap = (1u64 << 20).max(100 * (outputs as u64 + 1) * expected as u64);
     let text = crate::io::read_text_capped(path, cap).map_err(|e| match e {
@@ -138,7 +142,10 @@ fn read_outputs(path: &Path, outputs: usize, expected: usize) -> Result<BTreeMap
         .headers()
         .map_err(|e| format!("{OUTPUTS_CSV}: {e}"))?
         .clone();
-    if header.get(0).is_none_or(|h| !h.eq_ignore_ascii_case("member")) {
+    if header
+        .get(0)
+        .is_none_or(|h| !h.eq_ignore_ascii_case("member"))
+    {
         return Err(format!(
             "{OUTPUTS_CSV}: the header must start with `member` (got `{}`)",
             header.iter().collect::<Vec<_>>().join(",").escape_debug()
@@ -160,12 +167,18 @@ fn read_outputs(path: &Path, outputs: usize, expected: usize) -> Result<BTreeMap
             .enumerate()
             .map(|(k, v)| {
                 v.parse::<f64>().map_err(|_| {
-                    format!("{OUTPUTS_CSV} line {line}: value {} `{}` is not a number", k + 1, v.escape_debug())
+                    format!(
+                        "{OUTPUTS_CSV} line {line}: value {} `{}` is not a number",
+                        k + 1,
+                        v.escape_debug()
+                    )
                 })
             })
             .collect();
         let row = if rows.contains_key(&member) {
-            Err(format!("{OUTPUTS_CSV} has two rows for this member (line {line})"))
+            Err(format!(
+                "{OUTPUTS_CSV} has two rows for this member (line {line})"
+            ))
         } else {
             values
         };
@@ -180,7 +193,10 @@ impl BatchEvaluator {
         let name = |e: Option<&&Entry>| {
             let n = e.map_or(0, |e| e.number);
             let member = folder.layout.member_name(n);
-            member.strip_prefix("member_").unwrap_or(&member).to_string()
+            member
+                .strip_prefix("member_")
+                .unwrap_or(&member)
+                .to_string()
         };
         let dir = folder.layout.iteration_dir(iteration).join(format!(
             "batch_{}-{}",
@@ -191,10 +207,17 @@ impl BatchEvaluator {
     }
 
     /// Run one batch process over `entries` and record every member's outcome.
-    fn run_batch(&self, folder: &RunFolder, iteration: usize, entries: &[&Entry], early: &EarlyStop) -> anyhow::Result<()> {
+    fn run_batch(
+        &self,
+        folder: &RunFolder,
+        iteration: usize,
+        entries: &[&Entry],
+        early: &EarlyStop,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
         let dir = self.batch_dir(folder, iteration, entries);
-        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
         stop_leftover(&dir);
         let _ = std::fs::remove_file(dir.join(OUTPUTS_CSV));
         let names = self.cal.prior.flat_names();
@@ -205,7 +228,10 @@ impl BatchEvaluator {
             Ok(Err(why)) => Err(why),
             Ok(Ok(())) => read_outputs(&dir.join(OUTPUTS_CSV), self.outputs, entries.len()),
         };
-        let label = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let label = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for e in entries {
             let r = match &rows {
                 Err(why) => Err(format!("{why} (batch {label})")),
@@ -222,7 +248,12 @@ impl BatchEvaluator {
     /// Start the batch process in `dir` and wait for it: `Ok(Ok)` when it
     /// exited with status 0, `Ok(Err(why))` when it failed, `Err(Stop)`
     /// when ekp was asked to stop.
-    fn execute(&self, folder: &RunFolder, iteration: usize, dir: &Path) -> Result<Result<(), String>, Stop> {
+    fn execute(
+        &self,
+        folder: &RunFolder,
+        iteration: usize,
+        dir: &Path,
+    ) -> Result<Result<(), String>, Stop> {
         if crate::stop::requested().is_some() {
             return Err(Stop);
         }
@@ -234,7 +265,9 @@ impl BatchEvaluator {
             ("batch_dir", dir.display().to_string()),
             ("dir", root.display().to_string()),
         ];
-        let log = |name: &str| std::fs::File::create(dir.join(name)).map_err(|e| format!("cannot create {name}: {e}"));
+        let log = |name: &str| {
+            std::fs::File::create(dir.join(name)).map_err(|e| format!("cannot create {name}: {e}"))
+        };
         let (stdout, stderr) = match (log(STDOUT_FILE), log(STDERR_FILE)) {
             (Ok(o), Ok(e)) => (o, e),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
@@ -259,7 +292,10 @@ impl BatchEvaluator {
             Err(e) => return Ok(Err(format!("cannot start {}: {e}", self.program.display()))),
         };
         let running = dir.join(RUNNING_FILE);
-        let _ = std::fs::write(&running, format!("{} {}\n", child.id(), crate::io::hostname()));
+        let _ = std::fs::write(
+            &running,
+            format!("{} {}\n", child.id(), crate::io::hostname()),
+        );
         let waited = wait_for(&mut child, self.timeout);
         let _ = std::fs::remove_file(&running);
         Ok(match waited {
@@ -272,7 +308,10 @@ impl BatchEvaluator {
                 GRACE.as_secs()
             )),
             Ok(Waited::Exited(s)) if s.success() => Ok(()),
-            Ok(Waited::Exited(s)) => Err(format!("the batch process {} (see {STDERR_FILE} of the batch)", describe_exit(s))),
+            Ok(Waited::Exited(s)) => Err(format!(
+                "the batch process {} (see {STDERR_FILE} of the batch)",
+                describe_exit(s)
+            )),
         })
     }
 }
@@ -300,7 +339,10 @@ impl Evaluator for BatchEvaluator {
                 let _ = std::fs::remove_file(dir.join(f));
             }
             let theta: Vec<f64> = params.column(i).iter().copied().collect();
-            let rendered = self.cal.parameter_files.render(&self.cal.prior, &theta, iteration, number);
+            let rendered =
+                self.cal
+                    .parameter_files
+                    .render(&self.cal.prior, &theta, iteration, number);
             let hash = Some(crate::io::content_hash(rendered.as_bytes()));
             // A member whose templates cannot be written fails alone.
             if let Err(why) = self.templates.write(&dir, &theta) {
@@ -309,7 +351,12 @@ impl Evaluator for BatchEvaluator {
                 progress(1);
                 continue;
             }
-            ready.push(Entry { number, theta, dir, hash });
+            ready.push(Entry {
+                number,
+                theta,
+                dir,
+                hash,
+            });
         }
         let size = self.spec.batch_size.unwrap_or(ready.len()).max(1);
         let refs: Vec<&Entry> = ready.iter().collect();
@@ -341,7 +388,11 @@ mod tests {
     fn outputs_csv_rows_are_checked_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(OUTPUTS_CSV);
-        std::fs::write(&path, "member,y1,y2\n1,1.5,2\n2,nan,3\n3,1\n4,1,2\n4,1,2\n5, 7 , x\n").unwrap();
+        std::fs::write(
+            &path,
+            "member,y1,y2\n1,1.5,2\n2,nan,3\n3,1\n4,1,2\n4,1,2\n5, 7 , x\n",
+        )
+        .unwrap();
         let rows = read_outputs(&path, 2, 5).unwrap();
         assert_eq!(rows[&1], Ok(vec![1.5, 2.0]));
         assert!(rows[&2].as_ref().unwrap()[0].is_nan());
@@ -351,13 +402,24 @@ mod tests {
         std::fs::write(&path, "y1,y2\n1,2\n").unwrap();
         assert!(read_outputs(&path, 2, 1).unwrap_err().contains("header"));
         std::fs::remove_file(&path).unwrap();
-        assert!(read_outputs(&path, 2, 1).unwrap_err().contains("no outputs.csv"));
+        assert!(
+            read_outputs(&path, 2, 1)
+                .unwrap_err()
+                .contains("no outputs.csv")
+        );
     }
 
     #[test]
     fn parameters_csv_has_a_header_and_exact_values() {
-        let e = Entry { number: 7, theta: vec![0.1 + 0.2, 1e-300], dir: PathBuf::new(), hash: None };
-        let text = String::from_utf8(parameters_csv(&["F".into(), "theta[1]".into()], &[&e]).unwrap()).unwrap();
+        let e = Entry {
+            number: 7,
+            theta: vec![0.1 + 0.2, 1e-300],
+            dir: PathBuf::new(),
+            hash: None,
+        };
+        let text =
+            String::from_utf8(parameters_csv(&["F".into(), "theta[1]".into()], &[&e]).unwrap())
+                .unwrap();
         assert_eq!(text, "member,F,theta[1]\n7,0.30000000000000004,1e-300\n");
     }
 }

@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 use nalgebra::DMatrix;
 
 use super::program::{
-    EarlyStop, GRACE, MemberOutcome, Outputs, RUNNING_FILE, Waited, describe_exit,
-    resolve_program, stop_leftover, wait_for,
+    EarlyStop, GRACE, MemberOutcome, Outputs, RUNNING_FILE, Waited, describe_exit, resolve_program,
+    stop_leftover, wait_for,
 };
 use super::template::Templates;
 use crate::config::{Calibration, ProgramSpec};
@@ -165,9 +165,7 @@ fn execute(
     if crate::stop::requested().is_some() {
         return Err(Problem::Stopped);
     }
-    job.templates
-        .write(member_dir, job.theta)
-        .map_err(failed)?;
+    job.templates.write(member_dir, job.theta).map_err(failed)?;
     let mut child = command(spec, program, job, member_dir)?
         .spawn()
         .map_err(|e| failed(format!("cannot start {}: {e}", program.display())))?;

@@ -15,14 +15,11 @@ use ekp_models::MemberModel;
 use crate::config::{Calibration, ObservationSpec, ProgramSpec};
 use crate::error::{Error, InputError};
 use crate::folder::RunFolder;
-use crate::folder::member::{
-    self, MemberRecord, OUTPUT_FILE, RecordStatus, STDERR_FILE,
-};
+use crate::folder::member::{self, MemberRecord, OUTPUT_FILE, RecordStatus, STDERR_FILE};
 
 /// How long a member's process group gets to end after SIGTERM (at its time
 /// limit, or when ekp is stopped) before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
-
 
 /// How one member's run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +31,6 @@ pub enum MemberOutcome {
     /// ekp was asked to stop while it ran: stopped, nothing recorded.
     Stopped,
 }
-
 
 /// How a process ended, in words (`exited with status 3`, `was killed by signal 9`).
 pub fn describe_exit(status: ExitStatus) -> String {
@@ -77,7 +73,6 @@ pub fn stop_group(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
-
 
 /// In a member folder while its model runs: the process (group) id and host.
 pub const RUNNING_FILE: &str = "running.pid";
@@ -182,7 +177,6 @@ impl Probe {
     }
 }
 
-
 /// The early-stop error: the common reason, the end of one member's
 /// stderr.log; the probe members' records are removed, so that once the
 /// model is fixed, `run --resume` runs them again.
@@ -203,7 +197,6 @@ pub fn stopped_early(folder: &RunFolder, probe: &Probe) -> Error {
         crate::io::tail_of(&log, 5)
     ))
 }
-
 
 /// The program of a command model, checked before any member runs: a path
 /// must be an executable file; a bare name must be found on `PATH`.
@@ -301,7 +294,6 @@ impl MemberModel for Outputs {
     }
 }
 
-
 /// The early stop of an evaluation shared by the threads running its
 /// members: the [`Probe`] of iteration 0 and the flag that stops the rest.
 #[derive(Default)]
@@ -318,7 +310,13 @@ impl EarlyStop {
 
     /// After member `number` of `iteration` ended with `outcome`: note a
     /// failure in the log, and watch iteration 0 for an early stop.
-    pub fn note(&self, folder: &RunFolder, iteration: usize, number: usize, outcome: &MemberOutcome) {
+    pub fn note(
+        &self,
+        folder: &RunFolder,
+        iteration: usize,
+        number: usize,
+        outcome: &MemberOutcome,
+    ) {
         if let MemberOutcome::Failed(reason) = outcome {
             tracing::warn!(
                 "{} failed: {reason}",
@@ -364,9 +362,10 @@ pub fn record_received(
     let result = result.and_then(|values| check_values(values, outputs));
     let reason = match &result {
         Ok(values) => {
-            if let Err(e) =
-                crate::io::write_replace(&member_dir.join(OUTPUT_FILE), member::output_toml(values).as_bytes())
-            {
+            if let Err(e) = crate::io::write_replace(
+                &member_dir.join(OUTPUT_FILE),
+                member::output_toml(values).as_bytes(),
+            ) {
                 tracing::warn!("{}: {e:#}", member_dir.display());
             }
             None
@@ -436,8 +435,20 @@ mod tests {
     #[test]
     fn received_values_are_checked_like_an_output_file() {
         assert_eq!(check_values(vec![1.0, 2.0], 2), Ok(vec![1.0, 2.0]));
-        assert!(check_values(vec![1.0], 2).unwrap_err().contains("expected 2"));
-        assert!(check_values(vec![1.0, f64::NAN], 2).unwrap_err().contains("value 2"));
-        assert!(check_values(vec![1e200, 0.0], 2).unwrap_err().contains("value 1"));
+        assert!(
+            check_values(vec![1.0], 2)
+                .unwrap_err()
+                .contains("expected 2")
+        );
+        assert!(
+            check_values(vec![1.0, f64::NAN], 2)
+                .unwrap_err()
+                .contains("value 2")
+        );
+        assert!(
+            check_values(vec![1e200, 0.0], 2)
+                .unwrap_err()
+                .contains("value 1")
+        );
     }
 }

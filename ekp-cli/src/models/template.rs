@@ -183,6 +183,10 @@ fn lookup(name: &str, prior: &Prior) -> Result<usize, String> {
             "`{{{{{base}}}}}` is a vector of {n}: write one component, `{{{{{base}[1]}}}}` to \
              `{{{{{base}[{n}]}}}}`"
         )),
+        (Some(_), 1) => Err(format!(
+            "`{{{{{}}}}}`: `{base}` is a number, not a vector: write `{{{{{base}}}}}`",
+            name.escape_debug()
+        )),
         (Some(i), n) => match i.parse::<usize>() {
             Ok(i) if (1..=n).contains(&i) => Ok(range.start + i - 1),
             _ => Err(format!(
@@ -214,7 +218,11 @@ mod tests {
     #[test]
     fn names_and_components_are_replaced_by_the_shortest_decimal() {
         let theta = [8.1, 1.0, 2.5e-7, 1e300];
-        let out = render_text("&nml\n f = {{F}}, a = {{ theta[1] }}\n b={{theta[2]}} c={{theta[3]}} /\n", &theta).unwrap();
+        let out = render_text(
+            "&nml\n f = {{F}}, a = {{ theta[1] }}\n b={{theta[2]}} c={{theta[3]}} /\n",
+            &theta,
+        )
+        .unwrap();
         assert_eq!(out, "&nml\n f = 8.1, a = 1.0\n b=2.5e-7 c=1e300 /\n");
         for v in [0.1 + 0.2, 1.0 / 3.0, -7.25e-300, 123456789.125] {
             assert_eq!(shortest(v).parse::<f64>().unwrap(), v);
@@ -225,10 +233,22 @@ mod tests {
 
     #[test]
     fn unknown_names_are_refused_with_the_line() {
-        let e = render_text("a\nb\nx = {{G}}\n", &[0.0; 4]).unwrap_err().to_string();
-        assert!(e.contains("t.in") && e.contains("line 3") && e.contains("`G`"), "{e}");
+        let e = render_text("a\nb\nx = {{G}}\n", &[0.0; 4])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.in") && e.contains("line 3") && e.contains("`G`"),
+            "{e}"
+        );
         assert!(e.contains("F, theta[1..3]"), "{e}");
-        for bad in ["{{theta}}", "{{theta[0]}}", "{{theta[4]}}", "{{F[1]}}", "{{F", "{{}}"] {
+        for bad in [
+            "{{theta}}",
+            "{{theta[0]}}",
+            "{{theta[4]}}",
+            "{{F[1]}}",
+            "{{F",
+            "{{}}",
+        ] {
             assert!(render_text(bad, &[0.0; 4]).is_err(), "{bad} was accepted");
         }
     }

@@ -400,7 +400,9 @@ fn request(
 ) -> String {
     let mut parameters = serde_json::Map::new();
     for (p, r) in cal.prior.parameters().iter().zip(cal.prior.ranges()) {
-        let vals: Vec<f64> = r.map(|i| theta.get(i).copied().unwrap_or(f64::NAN)).collect();
+        let vals: Vec<f64> = r
+            .map(|i| theta.get(i).copied().unwrap_or(f64::NAN))
+            .collect();
         let value = match vals.as_slice() {
             [v] if p.size() == 1 => serde_json::Value::from(*v),
             _ => serde_json::Value::from(vals),
@@ -482,7 +484,9 @@ impl WorkerEvaluator {
             if matches!(outcome, MemberOutcome::Stopped) {
                 break;
             }
-            round.early.note(round.folder, round.iteration, number, &outcome);
+            round
+                .early
+                .note(round.folder, round.iteration, number, &outcome);
             (round.progress)(1);
             in_a_row = if broken { in_a_row + 1 } else { 0 };
             if in_a_row >= CRASHES_IN_A_ROW {
@@ -512,7 +516,10 @@ impl WorkerEvaluator {
             let _ = std::fs::remove_file(member_dir.join(f));
         }
         let theta: Vec<f64> = round.params.column(i).iter().copied().collect();
-        let rendered = self.cal.parameter_files.render(&self.cal.prior, &theta, round.iteration, number);
+        let rendered =
+            self.cal
+                .parameter_files
+                .render(&self.cal.prior, &theta, round.iteration, number);
         let hash = Some(crate::io::content_hash(rendered.as_bytes()));
         let record = |r: Result<Vec<f64>, String>| {
             record_received(&member_dir, r, self.outputs, started, hash.clone())
@@ -640,11 +647,19 @@ mod tests {
     #[test]
     fn answers_are_values_errors_or_garbage() {
         assert_eq!(answer(r#"{"values": [1, 2.5]}"#), Ok(Ok(vec![1.0, 2.5])));
-        let nan = answer(r#"{"values": [NaN, -Infinity, null]}"#).unwrap().unwrap();
+        let nan = answer(r#"{"values": [NaN, -Infinity, null]}"#)
+            .unwrap()
+            .unwrap();
         assert!(nan.iter().all(|v| v.is_nan()));
         let e = answer(r#"{"error": "diverged"}"#).unwrap().unwrap_err();
         assert!(e.contains("diverged"), "{e}");
-        for bad in ["hello", "[1, 2]", r#"{"value": [1]}"#, r#"{"values": ["a"]}"#, "{"] {
+        for bad in [
+            "hello",
+            "[1, 2]",
+            r#"{"value": [1]}"#,
+            r#"{"values": ["a"]}"#,
+            "{",
+        ] {
             let why = answer(bad).unwrap_err();
             assert!(why.contains("restarted"), "{bad}: {why}");
         }

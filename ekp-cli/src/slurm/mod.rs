@@ -1,7 +1,8 @@
 //! `ekp-cli slurm`: the file workflow as a chain of SLURM jobs.
 //!
 //! For each iteration, one array job runs `ekp-cli forward` for every member
-//! (task id = member number), and one job runs `ekp-cli update` once the whole
+//! (task id = member number; with `--members-per-task K`, task `t` runs K
+//! members with `forward --members`), and one job runs `ekp-cli update` once the whole
 //! array has finished (`--dependency=afterok:ARRAY`). A member whose model
 //! fails is recorded by `forward`, which still exits 0, so the update runs and
 //! its failure policy deals with the member; only a job that itself fails (bad
@@ -84,9 +85,29 @@ pub struct SlurmArgs {
     /// Memory of the init and update jobs (default: SLURM's).
     #[arg(long, value_name = "MEM")]
     pub update_mem: Option<String>,
-    /// Run at most K members of an iteration at once (`--array=...%K`).
+    /// Run at most K array tasks of an iteration at once (`--array=...%K`).
     #[arg(long, value_name = "K")]
     pub throttle: Option<usize>,
+    /// Members run by each array task (default 1): each task runs
+    /// `forward --members A-B`, its K members in parallel as --backend /
+    /// --jobs say, so N members need N/K tasks. Ask SLURM for the cores or
+    /// GPU the task needs with --sbatch-arg (e.g. --sbatch-arg=--cpus-per-task=8).
+    #[arg(long, value_name = "K")]
+    pub members_per_task: Option<usize>,
+    /// Where a task's built-in members run: threads (default) or gpu.
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::models::Backend>,
+    /// Threads of a task for `--backend threads` (default: one per core the
+    /// task sees).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// GPU precision of a task for `--backend gpu` (default f32).
+    #[arg(long, value_enum)]
+    pub precision: Option<crate::models::Precision>,
+    /// Command, worker and batch models: processes a task runs at once
+    /// (default: one per core, batch processes 1).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// An extra sbatch option for every job, e.g. --sbatch-arg=--qos=long
     /// (repeatable).
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
@@ -185,6 +206,7 @@ pub fn slurm(args: &SlurmArgs, say: Say<'_>) -> Result<()> {
         return Ok(());
     };
     options.member_timeout = plan::member_timeout(args, &plan.cal);
+    plan::check_run_options(args, &plan.cal)?;
     let end = plan::last_iteration(args, &plan)?;
     if args.submit {
         chain::refuse_active(&dir)?;

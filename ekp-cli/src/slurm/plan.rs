@@ -41,6 +41,9 @@ fn check_numbers(args: &SlurmArgs) -> Result<()> {
     if args.throttle == Some(0) {
         return Err(InputError::Argument("--throttle must be at least 1".into()).into());
     }
+    if args.members_per_task == Some(0) {
+        return Err(InputError::Argument("--members-per-task must be at least 1".into()).into());
+    }
     if !(args.poll.is_finite() && args.poll > 0.0 && args.poll <= 3600.0) {
         return Err(InputError::Argument(
             "--poll must be a positive number of seconds, at most 3600".into(),
@@ -93,6 +96,11 @@ pub fn options(args: &SlurmArgs, dir: &Path) -> Result<Options> {
         exe: exe(args)?,
         throttle: args.throttle,
         member_timeout: args.member_timeout,
+        members_per_task: args.members_per_task.unwrap_or(1),
+        backend: args.backend,
+        threads: args.threads,
+        precision: args.precision,
+        jobs: args.jobs,
     };
     check_numbers(args)?;
     Ok(o)
@@ -229,6 +237,20 @@ pub fn last_iteration(args: &SlurmArgs, plan: &Plan) -> Result<usize> {
     } else {
         plan.start + k - 1
     })
+}
+
+/// The forward tasks' --backend, --threads, --precision and --jobs, checked
+/// against the calibration's model as `run` checks them.
+pub fn check_run_options(args: &SlurmArgs, cal: &Calibration) -> Result<()> {
+    let options = crate::models::RunOptions {
+        backend: args.backend.unwrap_or(crate::models::Backend::Threads),
+        precision: args.precision,
+        threads: args.threads,
+        jobs: args.jobs,
+        member_timeout: None,
+    };
+    options.check(cal)?;
+    Ok(())
 }
 
 /// The `--member-timeout` of `forward`: the flag, else for a command model a

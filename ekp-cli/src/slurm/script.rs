@@ -20,6 +20,7 @@ use super::plan::Plan;
 use crate::error::{InputError, Result};
 use crate::folder::Layout;
 use crate::io::write_atomic;
+use crate::models::{Backend, Precision};
 
 /// A value checked for a job script: text without control characters (so it
 /// stays on its line), quoted wherever it is written.
@@ -159,6 +160,22 @@ impl Script {
         self.text.push('\n');
     }
 
+    /// `MEMBERS` set from `$SLURM_ARRAY_TASK_ID`: task `t` (from 1) gets
+    /// `lists[t - 1]` (member lists made by this program: digits, `-`, `,`).
+    pub fn members_case(&mut self, lists: &[String]) {
+        self.text.push_str("case \"$SLURM_ARRAY_TASK_ID\" in\n");
+        for (t, list) in lists.iter().enumerate() {
+            debug_assert!(
+                list.bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'-' || b == b',')
+            );
+            let _ = writeln!(self.text, "  {}) MEMBERS={list} ;;", t + 1);
+        }
+        self.text.push_str(
+            "  *) echo \"ekp: array task $SLURM_ARRAY_TASK_ID has no members\" >&2; exit 1 ;;\nesac\n",
+        );
+    }
+
     /// A fixed line of shell text of this program.
     pub fn line(&mut self, line: &'static str) {
         self.text.push_str(line);
@@ -198,6 +215,39 @@ pub struct Options {
     pub throttle: Option<usize>,
     /// `--member-timeout` of `forward`.
     pub member_timeout: Option<Duration>,
+    /// Members per array task (1: the task id is the member).
+    pub members_per_task: usize,
+    /// `--backend` of `forward`.
+    pub backend: Option<Backend>,
+    /// `--threads` of `forward`.
+    pub threads: Option<usize>,
+    /// `--precision` of `forward`.
+    pub precision: Option<Precision>,
+    /// `--jobs` of `forward`.
+    pub jobs: Option<usize>,
+}
+
+/// The `--backend` flag of `forward`, as a fixed word.
+fn backend_flag(b: Backend) -> &'static str {
+    match b {
+        Backend::Serial => "--backend serial",
+        Backend::Threads => "--backend threads",
+        Backend::Gpu => "--backend gpu",
+    }
+}
+
+/// The `--precision` flag of `forward`, as a fixed word.
+fn precision_flag(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "--precision f32",
+        Precision::F64 => "--precision f64",
+    }
+}
+
+/// The member lists of the array tasks: `members` (sorted) cut into runs
+/// of `k`, each written as `forward --members` reads it (`1-10`, `3,7,9-10`).
+pub fn task_members(members: &[usize], k: usize) -> Vec<String> {
+    members.chunks(k.max(1)).map(array_spec).collect()
 }
 
 /// The `#SBATCH` lines every job has; `member_job`: the forward array's
@@ -309,11 +359,16 @@ impl Writer<'_> {
         let name = Value::new("job-name", &format!("ekp-forward-{it}"))?;
         let mut s = header(o, &name, &pattern, true);
         let throttle = o.throttle.map(|t| format!("%{t}")).unwrap_or_default();
+        let tasks = task_members(members, o.members_per_task);
+        let array = if o.members_per_task > 1 {
+            format!("1-{}", tasks.len())
+        } else {
+            array_spec(members)
+        };
         s.option(
             "array",
-            &Value::new("--array", &format!("{}{throttle}", array_spec(members)))?,
+            &Value::new("--array", &format!("{array}{throttle}"))?,
         );
-        s.comment("the member is $SLURM_ARRAY_TASK_ID");
         let mut words = vec![
             Word::Val(&o.exe),
             Word::Lit("forward --dir"),
@@ -321,6 +376,24 @@ impl Writer<'_> {
             Word::Lit("--iteration"),
             Word::Num(it),
         ];
+        if o.members_per_task > 1 {
+            s.comment("each array task runs the members listed for it");
+            s.members_case(&tasks);
+            words.push(Word::Lit("--members \"$MEMBERS\""));
+        } else {
+            s.comment("the member is $SLURM_ARRAY_TASK_ID");
+        }
+        if let Some(b) = o.backend {
+            words.push(Word::Lit(backend_flag(b)));
+        }
+        if let Some(p) = o.precision {
+            words.push(Word::Lit(precision_flag(p)));
+        }
+        for (flag, n) in [("--threads", o.threads), ("--jobs", o.jobs)] {
+            if let Some(n) = n {
+                words.extend([Word::Lit(flag), Word::Num(n)]);
+            }
+        }
         if let Some(t) = o.member_timeout {
             words.extend([Word::Lit("--member-timeout"), Word::Seconds(t)]);
         }

@@ -1,7 +1,7 @@
 //! `forward`: run members of an iteration of a calibration folder.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nalgebra::DMatrix;
 
@@ -9,7 +9,7 @@ use crate::config::ModelSpec;
 use crate::error::{InputError, Result};
 use crate::folder::member::{self, MemberState};
 use crate::folder::{ParameterFilesExt, RunFolder, output_dim};
-use crate::models::{self, RunOptions, command::CommandEvaluator};
+use crate::models::{self, RunOptions};
 
 /// What `forward` did.
 pub enum Forwarded {
@@ -18,16 +18,14 @@ pub enum Forwarded {
         /// Updates applied.
         iterations: usize,
     },
-    /// The member ran.
+    /// The members ran.
     Ran {
         /// The folder.
         folder: Box<RunFolder>,
         /// The iteration.
         iteration: usize,
-        /// The member (from 1).
-        member: usize,
-        /// Its recorded state afterwards.
-        state: MemberState,
+        /// Each member (from 1) and its recorded state afterwards.
+        members: Vec<(usize, MemberState)>,
         /// Wall-clock time.
         seconds: f64,
         /// Whether the iteration was already used by an update.
@@ -36,6 +34,15 @@ pub enum Forwarded {
         /// no effect there).
         timeout_ignored: bool,
     },
+}
+
+/// Which members `forward` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// `--member J`, else `$SLURM_ARRAY_TASK_ID`.
+    One(Option<usize>),
+    /// `--members A-B` (or a list, `1-4,7,9-10`).
+    Many(String),
 }
 
 /// The member to run: `member`, else `$SLURM_ARRAY_TASK_ID`; 1 to `n`.
@@ -51,8 +58,8 @@ pub fn member_number(member: Option<usize>, n: usize) -> Result<usize, InputErro
             })?,
             Err(_) => {
                 return Err(InputError::Argument(
-                    "--member J is required (outside a SLURM array job, where it defaults to \
-                     $SLURM_ARRAY_TASK_ID)"
+                    "--member J (or --members A-B) is required (outside a SLURM array job, \
+                     where --member defaults to $SLURM_ARRAY_TASK_ID)"
                         .into(),
                 ));
             }
@@ -66,19 +73,61 @@ pub fn member_number(member: Option<usize>, n: usize) -> Result<usize, InputErro
     Ok(j)
 }
 
-/// Run member `member` of `iteration` (default: the newest) of `dir` and
-/// record its outcome in its folder.
+/// The members of a list such as `5`, `1-10` or `1-4,7,9-10` (each from 1
+/// to `n`, ranges ascending), sorted, each once.
+pub fn parse_members(spec: &str, n: usize) -> Result<Vec<usize>, InputError> {
+    let bad = |why: String| {
+        InputError::Argument(format!(
+            "--members `{}`: {why} (give A-B, or a list such as 1-4,7,9-10; members are \
+             numbered 1 to {n})",
+            spec.escape_debug()
+        ))
+    };
+    let number = |s: &str| {
+        s.trim().parse::<usize>().map_err(|_| {
+            bad(format!(
+                "`{}` is not a member number",
+                s.trim().escape_debug()
+            ))
+        })
+    };
+    let mut members = std::collections::BTreeSet::new();
+    for part in spec.split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => {
+                let a = number(part)?;
+                (a, a)
+            }
+        };
+        if a == 0 || b > n {
+            return Err(bad(format!("{a}-{b} is outside 1-{n}")));
+        }
+        if a > b {
+            return Err(bad(format!("{a}-{b} is a descending range")));
+        }
+        members.extend(a..=b);
+    }
+    Ok(members.into_iter().collect())
+}
+
+/// Run the selected members of `iteration` (default: the newest) of `dir`
+/// as `options` say, and record their outcomes in their folders.
 pub fn forward(
     dir: &Path,
     iteration: Option<usize>,
-    member: Option<usize>,
-    timeout: Option<Duration>,
+    selection: &Selection,
+    options: &RunOptions,
 ) -> Result<Forwarded> {
     let folder = RunFolder::open(dir)?;
     let ekp = folder.state()?;
     let current = ekp.iterations();
     let iteration = iteration.unwrap_or(current);
-    let member = member_number(member, folder.cal.ensemble_size)?;
+    let n = folder.cal.ensemble_size;
+    let members = match selection {
+        Selection::One(member) => vec![member_number(*member, n)?],
+        Selection::Many(spec) => parse_members(spec, n)?,
+    };
     if iteration > current {
         if folder.is_complete(&ekp) {
             return Ok(Forwarded::Complete {
@@ -92,48 +141,76 @@ pub fn forward(
         ))
         .into());
     }
-    let member_dir = folder.layout.member_dir(iteration, member);
-    let params_path = member_dir.join(member::PARAMETERS_FILE);
-    if !params_path.is_file() {
-        return Err(InputError::Argument(format!(
-            "{}: missing (it is written by `init` and `update`)",
-            params_path.display()
-        ))
-        .into());
-    }
+    let params = read_parameters(&folder, iteration, &members)?;
+    // A time limit is for the user's program; the SLURM chain passes it
+    // whatever the model, so for a built-in model it is noted, not refused.
+    let is_program = matches!(folder.cal.model, ModelSpec::Program(_));
+    let mut options = options.clone();
+    let timeout_ignored = !is_program && options.member_timeout.take().is_some();
     let started = Instant::now();
-    let mut timeout_ignored = false;
-    match &folder.cal.model {
-        ModelSpec::Program(spec) => {
-            let ev = CommandEvaluator::new(&folder.cal, spec, Some(1), timeout)?;
-            crate::driver::Evaluator::run_members(
-                &ev,
-                &folder,
-                iteration,
-                &[member],
-                &DMatrix::zeros(0, 1),
-                &|_| {},
-            )?;
-        }
-        _ => {
-            timeout_ignored = timeout.is_some();
-            let theta = folder
-                .cal
-                .parameter_files
-                .read(&params_path, &folder.cal.prior)?;
-            let (ev, _) = models::evaluator(&folder.cal, &RunOptions::serial())?;
-            let params = DMatrix::from_column_slice(theta.len(), 1, &theta);
-            ev.run_members(&folder, iteration, &[member], &params, &|_| {})?;
-        }
-    }
-    let state = member::classify(&member_dir, output_dim(&ekp));
+    let (ev, _) = models::evaluator(&folder.cal, &options)?;
+    ev.run_members(&folder, iteration, &members, &params, &|_| {})?;
+    drop(ev);
+    let d = output_dim(&ekp);
+    let states = members
+        .iter()
+        .map(|&m| {
+            (
+                m,
+                member::classify(&folder.layout.member_dir(iteration, m), d),
+            )
+        })
+        .collect();
     Ok(Forwarded::Ran {
         iteration,
-        member,
-        state,
+        members: states,
         seconds: started.elapsed().as_secs_f64(),
         already_used: iteration < current,
         timeout_ignored,
         folder: Box::new(folder),
     })
+}
+
+/// The constrained parameters of `members` of `iteration`, read from their
+/// `parameters.toml` (`p × members.len()`).
+fn read_parameters(
+    folder: &RunFolder,
+    iteration: usize,
+    members: &[usize],
+) -> Result<DMatrix<f64>> {
+    let p = folder.cal.prior.dim();
+    let mut params = DMatrix::zeros(p, members.len());
+    for (i, &m) in members.iter().enumerate() {
+        let path = folder
+            .layout
+            .member_dir(iteration, m)
+            .join(member::PARAMETERS_FILE);
+        if !path.is_file() {
+            return Err(InputError::Argument(format!(
+                "{}: missing (it is written by `init` and `update`)",
+                path.display()
+            ))
+            .into());
+        }
+        let theta = folder.cal.parameter_files.read(&path, &folder.cal.prior)?;
+        params.column_mut(i).copy_from_slice(&theta);
+    }
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn member_lists_parse_and_are_checked() {
+        assert_eq!(parse_members("3", 10).unwrap(), [3]);
+        assert_eq!(parse_members("1-4", 10).unwrap(), [1, 2, 3, 4]);
+        assert_eq!(parse_members("9-10,1-2,2,5", 10).unwrap(), [1, 2, 5, 9, 10]);
+        assert_eq!(parse_members(" 7 - 8 ", 10).unwrap(), [7, 8]);
+        for bad in ["0-3", "5-11", "4-2", "", "a-b", "1-", "-3", "1,,2", "1-2-3"] {
+            assert!(parse_members(bad, 10).is_err(), "{bad} was accepted");
+        }
+    }
 }
