@@ -917,7 +917,7 @@ fn command_model_options_are_checked() {
             ],
             t,
         ),
-        &["--jobs", "command models"],
+        &["--jobs", "command, worker and batch models"],
     );
     std::fs::write(t.join("nope.toml"), decay("./no-such-model.sh", 4, 2)).unwrap();
     bad_input(

@@ -60,38 +60,48 @@ pub(super) fn forward(args: ForwardArgs) -> Result<()> {
                     "note: --member-timeout applies to command, worker and batch models only"
                 );
             }
-            let many = members.len() > LISTED;
-            let mut failed = 0;
-            for (member, state) in &members {
-                let label = folder.layout.member_label(iteration, *member);
-                match state {
-                    MemberState::Done(_) if many => {}
-                    MemberState::Done(_) => say(&format!("{label}: done")),
-                    MemberState::Failed { reason, .. } => {
-                        failed += 1;
-                        say(&format!(
-                            "{label}: FAILED: {reason}\n  recorded in {}; the update's failure \
-                             policy deals with it",
-                            folder
-                                .layout
-                                .member_dir(iteration, *member)
-                                .join(STATUS_FILE)
-                                .display()
-                        ));
-                    }
-                    MemberState::Missing => say(&format!("{label}: ran but left no record")),
-                }
-            }
-            say(&format!(
-                "{} member{} of iteration {iteration} in {seconds:.2} s: {} done, {failed} failed",
-                members.len(),
-                if members.len() == 1 { "" } else { "s" },
-                members
-                    .iter()
-                    .filter(|(_, s)| matches!(s, MemberState::Done(_)))
-                    .count(),
-            ));
+            print_members(&folder, iteration, &members, seconds);
         }
     }
     Ok(())
+}
+
+/// One line per member (failed ones only beyond [`LISTED`]), then a summary.
+fn print_members(
+    folder: &crate::folder::RunFolder,
+    iteration: usize,
+    members: &[(usize, MemberState)],
+    seconds: f64,
+) {
+    let many = members.len() > LISTED;
+    let (mut done, mut failed) = (0, 0);
+    for (member, state) in members {
+        let label = folder.layout.member_label(iteration, *member);
+        match state {
+            MemberState::Done(_) => {
+                done += 1;
+                if !many {
+                    say(&format!("{label}: done"));
+                }
+            }
+            MemberState::Failed { reason, .. } => {
+                failed += 1;
+                say(&format!(
+                    "{label}: FAILED: {reason}\n  recorded in {}; the update's failure policy \
+                     deals with it",
+                    folder
+                        .layout
+                        .member_dir(iteration, *member)
+                        .join(STATUS_FILE)
+                        .display()
+                ));
+            }
+            MemberState::Missing => say(&format!("{label}: ran but left no record")),
+        }
+    }
+    say(&format!(
+        "{} member{} of iteration {iteration} in {seconds:.2} s: {done} done, {failed} failed",
+        members.len(),
+        if members.len() == 1 { "" } else { "s" },
+    ));
 }

@@ -296,7 +296,7 @@ fn parameters_and_observations(s: &mut String) {
 
 /// The `[model]` table: Lorenz 96 with its defaults, the others in comments.
 fn model(s: &mut String, cal: &Calibration) -> Result<(), InputError> {
-    s.push_str("[model]\nkind = \"lorenz96\"   # lorenz96 | linear | sinusoid | command\n");
+    s.push_str("[model]\nkind = \"lorenz96\"   # lorenz96 | linear | sinusoid | command | worker | batch\n");
     if let ModelSpec::Lorenz96 { config, .. } = &cal.model {
         if let toml::Value::Table(t) = value(config)? {
             for (k, v) in &t {
@@ -310,7 +310,13 @@ fn model(s: &mut String, cal: &Calibration) -> Result<(), InputError> {
          # kind = \"linear\", matrix = [[1.0, 0.0], [0.0, 1.0]] (d rows, p columns), offset = [0.0, 0.0]\n\
          # kind = \"sinusoid\"\n\
          # kind = \"command\", program = \"./model.sh\", args = [], env = {}, timeout = 600.0\n\
-         #   (one process per member, run in its folder: reads parameters.toml, writes output.toml)\n",
+         #   (one process per member, run in its folder: reads parameters.toml, writes output.toml)\n\
+         # kind = \"worker\", program = \"./worker.py\", args = [], env = {}, timeout = 600.0\n\
+         #   (long-lived processes: one JSON line per member on stdin, one answer line on stdout)\n\
+         # kind = \"batch\", program = \"./batch.py\", args = [\"{parameters}\", \"{outputs}\"], batch_size = 1000\n\
+         #   (many members per process: a CSV of parameters in, a CSV of outputs out)\n\
+         # templates = [{ template = \"model.nml.in\", target = \"model.nml\" }]   (command, worker, batch:\n\
+         #   written in each member folder, {{NAME}} and {{NAME[i]}} replaced by the member's values)\n",
     );
     Ok(())
 }

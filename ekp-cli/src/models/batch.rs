@@ -113,7 +113,7 @@ fn parameters_csv(names: &[String], entries: &[&Entry]) -> anyhow::Result<Vec<u8
         let row = std::iter::once(e.number.to_string()).chain(e.theta.iter().map(|v| shortest(*v)));
         w.write_record(row)?;
     }
-    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
+    w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The rows of an `outputs.csv`: member → its values (or why the row is
