@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 export NODEVICE_SELECT=1
 
 # Vulkan (lavapipe, f64) for the GPU tests; EGL/GL (llvmpipe, f32 only) for
-# the test that f64 is refused where the adapter lacks it.
-packages=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri)
+# the test that f64 is refused where the adapter lacks it; python3 for the
+# worker, batch and command model tests (ekp-cli/tests/program_models.rs run
+# the Python examples of examples/python).
+packages=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri python3)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${packages[@]}"; do
@@ -22,11 +24,11 @@ if command -v dpkg-query >/dev/null 2>&1; then
 fi
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "test.sh: installing ${missing[*]} (software Vulkan for the GPU tests)"
+        echo "test.sh: installing ${missing[*]} (software Vulkan for the GPU tests, python3)"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "test.sh: NOTICE: ${missing[*]} not installed and not root: GPU tests will be skipped" >&2
+        echo "test.sh: NOTICE: ${missing[*]} not installed and not root: GPU tests will be skipped (and without python3 the program model tests fail)" >&2
     fi
 fi
 

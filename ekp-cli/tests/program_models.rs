@@ -714,3 +714,54 @@ fn slurm_members_per_task_scripts_run_their_share() {
         &["--members-per-task"],
     );
 }
+
+#[test]
+fn ctrl_c_stops_the_workers_and_resume_finishes_with_the_same_result() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // A worker that takes its time, so that the run is caught mid-iteration.
+    let slow = t.join("slow_worker.py");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/usr/bin/env python3\nimport sys, time\nsys.path.insert(0, {:?})\n\
+             from decay import decay\nfrom ekp_worker import serve\n\
+             def model(p):\n    time.sleep(0.3)\n    return decay(p['rate'], p['initial'])\n\
+             serve(model)\n",
+            python_examples().display().to_string()
+        ),
+    )
+    .unwrap();
+    make_executable(&slow);
+    let cfg = decay_config(t, "worker", "");
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    let slow_cfg = text_cfg.replace(
+        &python_examples().join("decay_worker.py").display().to_string(),
+        &slow.display().to_string(),
+    );
+    std::fs::write(t.join("slow.toml"), &slow_cfg).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
+        .args(["run", "-q", "--config", "slow.toml", "--output", "out", "--jobs", "2"])
+        .current_dir(t)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until some members of iteration 1 are done, then Ctrl-C.
+    let started = std::time::Instant::now();
+    while !t.join("out/iteration_001/member_002/status.toml").exists() {
+        assert!(started.elapsed().as_secs() < 60, "the run did not reach iteration 1");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(processes_with(&slow.display().to_string()), 0, "a worker outlived ekp");
+    // Resume (the same calibration: only the program's speed differs).
+    ok(&ekp(&["run", "-q", "--resume", "--output", "out"], t));
+    ok(&ekp(&["run", "-q", "--config", "slow.toml", "--output", "ref"], t));
+    assert_eq!(results_of(&t.join("out")), results_of(&t.join("ref")));
+}

@@ -210,3 +210,57 @@ fn a_failing_job_stops_the_chain_and_is_reported() {
     assert!(said.contains("CANCELLED"), "{said}");
     assert!(said.contains("calibration at iteration 0"), "{said}");
 }
+
+#[test]
+fn a_chain_with_several_members_per_task_runs_a_worker_model_to_the_local_result() {
+    let Some(conf) = cluster() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let examples = repo().join("examples/python");
+    let cfg = std::fs::read_to_string(examples.join("worker.toml"))
+        .unwrap()
+        .replace("ensemble_size = 10", "ensemble_size = 7")
+        .replace("iterations = 4", "iterations = 2")
+        .replace(
+            "program = \"./decay_worker.py\"",
+            &format!("program = \"{}\"", examples.join("decay_worker.py").display()),
+        );
+    std::fs::write(t.join("cal.toml"), cfg).unwrap();
+    ok(&ekp(
+        &["run", "-q", "--config", "cal.toml", "--output", "local"],
+        t,
+        &conf,
+    ));
+    // 7 members, 3 per task: tasks 1-3 run 1-3, 4-6 and 7, two workers each.
+    let said = ok(&ekp(
+        &[
+            "slurm",
+            "--dir",
+            "cluster",
+            "--config",
+            "cal.toml",
+            "--members-per-task",
+            "3",
+            "--jobs",
+            "2",
+            "--time",
+            "5",
+            "--submit",
+            "--wait",
+            "--poll",
+            "0.3",
+        ],
+        t,
+        &conf,
+    ));
+    assert!(said.contains("calibration complete"), "{said}");
+    let script = std::fs::read_to_string(t.join("cluster/slurm/forward_000.sbatch")).unwrap();
+    assert!(script.contains("--array=1-3"), "{script}");
+    for f in ["result.toml", "history.csv", "ensembles.csv", "outputs.csv"] {
+        assert_eq!(
+            std::fs::read(t.join("cluster").join(f)).unwrap(),
+            std::fs::read(t.join("local").join(f)).unwrap(),
+            "{f}: the SLURM chain and the local run differ"
+        );
+    }
+}
