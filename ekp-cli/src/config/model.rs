@@ -68,7 +68,7 @@ impl ModelSpec {
             ModelSpec::Lorenz96 { .. } => "lorenz96",
             ModelSpec::Linear { .. } => "linear",
             ModelSpec::Sinusoid { .. } => "sinusoid",
-            ModelSpec::Program(_) => "command",
+            ModelSpec::Program(spec) => spec.kind.name(),
         }
     }
 }

@@ -167,11 +167,11 @@ pub fn evaluator(cal: &Calibration, options: &RunOptions) -> Result<(Box<dyn Eva
         return Ok(match spec.kind {
             ProgramKind::Command => (
                 Box::new(command::CommandEvaluator::new(cal, spec, jobs, timeout)?),
-                format!("{} processes", ev_jobs(jobs)),
+                ev_jobs(jobs, "processes"),
             ),
             ProgramKind::Worker => (
                 Box::new(worker::WorkerEvaluator::new(cal, spec, jobs, timeout)?),
-                format!("{} workers", ev_jobs(jobs)),
+                ev_jobs(jobs, "workers"),
             ),
             ProgramKind::Batch => (
                 Box::new(batch::BatchEvaluator::new(cal, spec, jobs, timeout)?),
@@ -241,8 +241,9 @@ pub fn no_gpu() -> InputError {
     )
 }
 
-fn ev_jobs(workers: Option<usize>) -> String {
-    workers.map_or_else(|| "one per core".to_string(), |n| n.to_string())
+/// `4 processes`, or `processes, one per core`, for `what` = `processes`.
+fn ev_jobs(workers: Option<usize>, what: &str) -> String {
+    workers.map_or_else(|| format!("{what}, one per core"), |n| format!("{n} {what}"))
 }
 
 /// A rayon pool of `threads` threads (default: one per core).
