@@ -98,3 +98,64 @@ fn an_unknown_process_or_a_missing_flag_is_bad_input() {
     let o = ekp(&["config"], tmp.path());
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The example with its `[model]` table replaced by `model` (TOML), and
+/// the data and parameters that model needs.
+fn with_model(example: &str, model: &toml::Table) -> String {
+    let start = example.find("\n[model]").unwrap();
+    let mut text = example[..start].to_string();
+    let kind = model["kind"].as_str().unwrap();
+    if kind == "sinusoid" {
+        text = text
+            .replace("name = \"F\"", "name = \"amplitude\"")
+            .replace("name = \"A\"", "name = \"vert_shift\"")
+            .replace(
+                "truth = { F = 8.0, A = 2.5 }",
+                "truth = { amplitude = 3.0, vert_shift = 7.0 }\nnoise_std = 0.1",
+            );
+    } else if kind == "linear" {
+        text = text.replace(
+            "truth = { F = 8.0, A = 2.5 }",
+            "truth = { F = 8.0, A = 2.5 }\nnoise_std = 0.1",
+        );
+    } else {
+        // A program cannot make synthetic data: the data are given.
+        text = text.replace(
+            "truth = { F = 8.0, A = 2.5 }",
+            "values = [1.0, 2.0]\nnoise_std = 0.1",
+        );
+    }
+    let mut doc = toml::Table::new();
+    doc.insert("model".into(), toml::Value::Table(model.clone()));
+    format!("{text}\n{}", toml::to_string(&doc).unwrap())
+}
+
+#[test]
+fn every_commented_model_alternative_parses_as_written() {
+    let example = ekp_cli::config::example::example("inversion").unwrap();
+    let model_section = &example[example.find("\n[model]").unwrap()..];
+    let alternatives: Vec<&str> = model_section
+        .lines()
+        .filter_map(|l| l.strip_prefix("# kind = "))
+        .collect();
+    assert!(alternatives.len() >= 6, "{model_section}");
+    for alt in alternatives {
+        let body = alt.split("   # ").next().unwrap();
+        let inline: toml::Table = toml::from_str(&format!("m = {{ kind = {body} }}"))
+            .unwrap_or_else(|e| panic!("`# kind = {alt}` is not TOML: {e}"));
+        let model = inline["m"].as_table().unwrap();
+        let text = with_model(&example, model);
+        Calibration::parse(&text, "<example>")
+            .unwrap_or_else(|e| panic!("`# kind = {alt}` does not parse: {e}\n{text}"));
+    }
+    // The command model's alternative gives the default arguments: copied as
+    // written, it runs (the old `args = []` failed every member).
+    let command = model_section
+        .lines()
+        .find(|l| l.starts_with("# kind = \"command\", program = \"./model.sh\""))
+        .unwrap();
+    assert!(
+        command.contains(r#"args = ["{parameters}", "{output}"]"#),
+        "{command}"
+    );
+}

@@ -304,3 +304,122 @@ kind = "sinusoid"
         "{err}"
     );
 }
+
+#[test]
+fn lognormal_is_a_gaussian_in_log_space_and_every_problem_is_reported_at_once() {
+    // LogNormal(μ, σ): the constrained mean is exp(μ + σ²/2), the std
+    // sqrt((exp(σ²) − 1)·exp(2μ + σ²)): the same physical prior, exactly.
+    let (mu, sigma) = (0.5_f64, 0.3_f64);
+    let text = format!(
+        "[k]\nprior = \"Parameterized(LogNormal({mu}, {sigma}))\"\nconstraint = \"no_constraint()\"\n"
+    );
+    let p = &priors_from_str(&text, "ln.toml").unwrap()[0];
+    assert_eq!(p.constraint(), Constraint::BoundedBelow { lower: 0.0 });
+    assert_eq!(p.unconstrained_mean(), mu);
+    assert_eq!(p.unconstrained_std(), sigma);
+    let mean = (mu + sigma * sigma / 2.0).exp();
+    let std = (((sigma * sigma).exp() - 1.0) * (2.0 * mu + sigma * sigma).exp()).sqrt();
+    assert!(
+        (p.constrained_mean() - mean).abs() < 1e-12 * mean,
+        "{}",
+        p.constrained_mean()
+    );
+    assert!(
+        (p.constrained_std() - std).abs() < 1e-9 * std,
+        "{}",
+        p.constrained_std()
+    );
+    // A LogNormal with another constraint is refused (it has its own bound).
+    let bad = "[k]\nprior = \"Parameterized(LogNormal(0, 1))\"\nconstraint = \"bounded(0, 1)\"\n";
+    assert!(
+        priors_from_str(bad, "b.toml")
+            .unwrap_err()
+            .to_string()
+            .contains("LogNormal")
+    );
+    // Three unsupported priors: one error listing all three.
+    let many = "[a]\nprior = \"Parameterized(Gamma(1, 2))\"\n\
+                [b]\nprior = \"Parameterized(Normal(0, 1))\"\nconstraint = \"no_constraint()\"\n\
+                [c]\nprior = \"Samples([1.0 2.0])\"\n\
+                [d]\nprior = \"Parameterized(Beta(1, 2))\"\n";
+    let e = priors_from_str(many, "m.toml").unwrap_err().to_string();
+    assert!(e.contains("3 parameters cannot be read"), "{e}");
+    for name in ["`a`", "`c`", "`d`"] {
+        assert!(e.contains(name), "{name} missing: {e}");
+    }
+    assert!(!e.contains("`b`"), "{e}");
+}
+
+#[test]
+fn parameters_from_takes_a_subset_by_name_and_says_where_it_belongs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // A ClimaParams-style file: one Gamma prior would block the whole file.
+    std::fs::write(
+        t.join("params.toml"),
+        "[gamma_one]\nprior = \"Parameterized(Gamma(2, 1))\"\n\
+         [rate]\nprior = \"Parameterized(LogNormal(-0.7, 0.5))\"\nconstraint = \"no_constraint()\"\n\
+         [initial]\nprior = \"constrained_gaussian(initial, 8.0, 3.0, -Inf, Inf)\"\n\
+         [regular]\nvalue = 3\n",
+    )
+    .unwrap();
+    let decay = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/command.toml"),
+    )
+    .unwrap();
+    let body = decay.split("[[parameters]]").next().unwrap().to_string()
+        + &decay[decay.find("[observations]").unwrap()..];
+    let with = |from: &str| format!("{from}\n{body}");
+    std::fs::write(
+        t.join("all.toml"),
+        with("parameters_from = { ekp_toml = \"params.toml\" }"),
+    )
+    .unwrap();
+    let o = ekp(&["prior", "--config", "all.toml"], t);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("gamma_one"));
+    std::fs::write(
+        t.join("some.toml"),
+        with("parameters_from = { ekp_toml = \"params.toml\", names = [\"rate\", \"initial\"] }"),
+    )
+    .unwrap();
+    let o = ekp(&["prior", "--config", "some.toml", "--json"], t);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = j["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["rate", "initial"], "in the order of `names`");
+    assert_eq!(j["parameters"][0]["lower"], 0.0);
+    // A name the file lacks, or one without a prior, is refused by name.
+    for bad in ["missing", "regular"] {
+        std::fs::write(
+            t.join("bad.toml"),
+            with(&format!(
+                "parameters_from = {{ ekp_toml = \"params.toml\", names = [\"{bad}\"] }}"
+            )),
+        )
+        .unwrap();
+        let o = ekp(&["prior", "--config", "bad.toml"], t);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(bad));
+    }
+    // Written after a [table] header, it belongs to that table: the error
+    // says where it must go.
+    let misplaced = format!(
+        "{}\nparameters_from = {{ ekp_toml = \"params.toml\" }}\n{}",
+        &body[..body.find("[observations]").unwrap()],
+        &body[body.find("[observations]").unwrap()..]
+    );
+    std::fs::write(t.join("misplaced.toml"), misplaced).unwrap();
+    let o = ekp(&["prior", "--config", "misplaced.toml"], t);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("process.parameters_from") && err.contains("top-level key"),
+        "{err}"
+    );
+}

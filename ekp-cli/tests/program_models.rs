@@ -738,12 +738,24 @@ fn ctrl_c_stops_the_workers_and_resume_finishes_with_the_same_result() {
     let cfg = decay_config(t, "worker", "");
     let text_cfg = std::fs::read_to_string(&cfg).unwrap();
     let slow_cfg = text_cfg.replace(
-        &python_examples().join("decay_worker.py").display().to_string(),
+        &python_examples()
+            .join("decay_worker.py")
+            .display()
+            .to_string(),
         &slow.display().to_string(),
     );
     std::fs::write(t.join("slow.toml"), &slow_cfg).unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
-        .args(["run", "-q", "--config", "slow.toml", "--output", "out", "--jobs", "2"])
+        .args([
+            "run",
+            "-q",
+            "--config",
+            "slow.toml",
+            "--output",
+            "out",
+            "--jobs",
+            "2",
+        ])
         .current_dir(t)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -752,16 +764,26 @@ fn ctrl_c_stops_the_workers_and_resume_finishes_with_the_same_result() {
     // Wait until some members of iteration 1 are done, then Ctrl-C.
     let started = std::time::Instant::now();
     while !t.join("out/iteration_001/member_002/status.toml").exists() {
-        assert!(started.elapsed().as_secs() < 60, "the run did not reach iteration 1");
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the run did not reach iteration 1"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(processes_with(&slow.display().to_string()), 0, "a worker outlived ekp");
+    assert_eq!(
+        processes_with(&slow.display().to_string()),
+        0,
+        "a worker outlived ekp"
+    );
     // Resume (the same calibration: only the program's speed differs).
     ok(&ekp(&["run", "-q", "--resume", "--output", "out"], t));
-    ok(&ekp(&["run", "-q", "--config", "slow.toml", "--output", "ref"], t));
+    ok(&ekp(
+        &["run", "-q", "--config", "slow.toml", "--output", "ref"],
+        t,
+    ));
     assert_eq!(results_of(&t.join("out")), results_of(&t.join("ref")));
 }

@@ -9,16 +9,20 @@ use clap::{Parser, Subcommand};
 /// Exit codes: 0 success, 1 runtime failure, 2 bad input (configuration,
 /// arguments, files). Every error names the file, key or member at fault.
 #[derive(Debug, Parser)]
-#[command(name = "ekp-cli", version, about, long_about)]
+#[command(name = "ekp-cli", version = env!("EKP_LONG_VERSION"), about, long_about)]
 pub struct Cli {
     /// More log messages on stderr: -v info, -vv debug, -vvv trace
     /// (`RUST_LOG` overrides).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Quiet: errors only on stderr (wins over -v), and for `run` no
-    /// progress bar and no table (only the summary).
+    /// Quiet: errors only on stderr (wins over -v; no notes, no warnings),
+    /// and for `run` no progress bar and no table (only the summary).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Colour the log lines on stderr: auto (on a terminal, unless the
+    /// NO_COLOR environment variable is set), always, never.
+    #[arg(long, value_enum, global = true, default_value_t = crate::ui::logging::ColorChoice::Auto, value_name = "WHEN")]
+    pub color: crate::ui::logging::ColorChoice,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -77,6 +81,20 @@ pub enum Command {
     /// Print a complete, commented calibration file with every key and its
     /// default (`--example`), for `--process KIND` (default inversion).
     Config(ConfigArgs),
+    /// Print a shell completion script: `ekp-cli completions bash >
+    /// ~/.local/share/bash-completion/completions/ekp-cli` (zsh, fish,
+    /// elvish and powershell too).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `ekp-cli man > ekp-cli.1; man ./ekp-cli.1`.
+    Man,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 pub use crate::models::{Backend, Precision};
@@ -142,6 +160,9 @@ pub struct PriorArgs {
     /// instead (tables with `prior` and `constraint` strings).
     #[arg(long, value_name = "FILE")]
     pub ekp_toml: Option<PathBuf>,
+    /// Print the priors as one JSON object on stdout (for scripts).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `plot`.
@@ -250,4 +271,7 @@ pub struct StatusArgs {
     /// Show the members of iteration I. Default: the newest one.
     #[arg(long, value_name = "I")]
     pub iteration: Option<usize>,
+    /// Print the status as one JSON object on stdout (for scripts).
+    #[arg(long)]
+    pub json: bool,
 }

@@ -50,14 +50,14 @@ pub(super) fn forward(args: ForwardArgs) -> Result<()> {
             timeout_ignored,
         } => {
             if already_used {
-                eprintln!(
+                crate::ui::note(&format!(
                     "note: iteration {iteration} was already used by an update; running members \
                      of it again changes only their own files"
-                );
+                ));
             }
             if timeout_ignored {
-                eprintln!(
-                    "note: --member-timeout applies to command, worker and batch models only"
+                crate::ui::note(
+                    "note: --member-timeout applies to command, worker and batch models only",
                 );
             }
             print_members(&folder, iteration, &members, seconds);

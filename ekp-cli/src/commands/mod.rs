@@ -32,7 +32,28 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::bench(args),
         Command::Plot(args) => plot::plot(args),
         Command::Config(args) => config::config(args),
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "ekp-cli", &mut out);
+            write_stdout(&out)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .map_err(|e| anyhow::anyhow!("cannot render the manual page: {e}"))?;
+            write_stdout(&out)
+        }
     }
+}
+
+/// Write `bytes` to stdout; a closed stdout (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes).and_then(|()| out.flush());
+    Ok(())
 }
 
 /// Print a line on stdout; a closed stdout (`| head`) is not an error.

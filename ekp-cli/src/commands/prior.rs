@@ -3,7 +3,7 @@
 use crate::cli::PriorArgs;
 use crate::config::{Calibration, ekpjl};
 use crate::error::{InputError, Result};
-use crate::ui::prior::prior_table;
+use crate::ui::prior::{prior_json, prior_table};
 
 use super::say;
 
@@ -16,6 +16,10 @@ pub(super) fn prior(args: PriorArgs) -> Result<()> {
             .into());
         }
         let prior = ekpjl::prior_from_file(path)?;
+        if args.json {
+            say(&prior_json(&prior, &path.display().to_string()).to_string());
+            return Ok(());
+        }
         say(&format!(
             "prior of {} (EKP.jl parameter file)",
             path.display()
@@ -27,6 +31,10 @@ pub(super) fn prior(args: PriorArgs) -> Result<()> {
         Some(path) => Calibration::from_file(path)?,
         None => Calibration::embedded_default()?,
     };
+    if args.json {
+        say(&prior_json(&cal.prior, &cal.source).to_string());
+        return Ok(());
+    }
     say(&format!("prior of {}", cal.source));
     say(prior_table(&cal.prior).trim_end());
     Ok(())

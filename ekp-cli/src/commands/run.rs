@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::folder::{IterationRow, RunFolder};
 use crate::models::RunOptions;
 use crate::report::{Format, ReportObserver};
+use crate::ui::number::sig;
 use crate::ui::{logging::LogObserver, progress::Progress, table::Table};
 use crate::workflow::run::{Prepared, RunRequest, drive, prepare};
 
@@ -120,13 +121,18 @@ impl Outcome<'_> {
             for (i, n) in names.iter().enumerate() {
                 let t = truth
                     .as_ref()
-                    .map(|t| format!("   (truth {})", t[i]))
+                    .map(|t| format!("   (truth {})", sig(t[i], 5)))
                     .unwrap_or_default();
                 say(&format!(
-                    "  {n:>12} = {:.5} ± {:.5}{t}",
-                    r.mean[i], r.std[i]
+                    "  {n:>12} = {} ± {}{t}",
+                    sig(r.mean[i], 5),
+                    sig(r.std[i], 3)
                 ));
             }
+            say(&format!(
+                "  ({})",
+                crate::ui::number::spread_note(&self.prepared.folder.cal.process)
+            ));
         }
         say(&format!(
             "results in {}",
@@ -221,7 +227,10 @@ pub(super) fn run(args: RunArgs, quiet: bool) -> Result<()> {
     let show = !quiet && !args.json;
     let mut log = LogObserver;
     let mut progress = Progress::new(cal.iterations);
-    let mut table = Table::new(cal.prior.flat_names());
+    let mut table = Table::new(
+        cal.prior.flat_names(),
+        crate::ui::number::spread_label(&cal.process),
+    );
     let mut report = ReportObserver::new(Format::Both);
     let mut finish = Finish::default();
     if show {

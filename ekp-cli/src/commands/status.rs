@@ -3,7 +3,7 @@
 use crate::cli::StatusArgs;
 use crate::error::Result;
 use crate::folder::{CONFIG_FILE, IterationRow, MemberState};
-use crate::workflow::status::status as read_status;
+use crate::workflow::status::{Status, status as read_status};
 
 use super::say;
 
@@ -25,8 +25,56 @@ fn history_line(r: &IterationRow, note: &str) -> String {
     )
 }
 
+/// The status as one JSON object (`status --json`); NaN metrics are `null`.
+fn status_json(s: &Status) -> serde_json::Value {
+    let folder = &s.folder;
+    let members: Vec<serde_json::Value> = s
+        .members
+        .iter()
+        .enumerate()
+        .map(|(j, m)| match m {
+            MemberState::Done(_) => serde_json::json!({ "member": j + 1, "state": "done" }),
+            MemberState::Failed { reason, .. } => {
+                serde_json::json!({ "member": j + 1, "state": "failed", "reason": reason })
+            }
+            MemberState::Missing => serde_json::json!({ "member": j + 1, "state": "missing" }),
+        })
+        .collect();
+    let history: Vec<serde_json::Value> = s
+        .rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "iteration": r.iteration,
+                "dt": r.dt,
+                "loss": r.metrics.loss,
+                "bayes_loss": r.metrics.bayes_loss,
+                "rmse_over_noise_std": r.metrics.avg_rmse,
+                "crps": r.metrics.crps,
+                "failed_members": r.failed.iter().map(|j| j + 1).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "dir": folder.dir.display().to_string(),
+        "process": folder.cal.process.kind(),
+        "model": folder.cal.model.kind(),
+        "ensemble_size": folder.cal.ensemble_size,
+        "max_updates": folder.cal.iterations,
+        "updates": s.ekp.iterations(),
+        "complete": s.complete,
+        "shown_iteration": s.shown,
+        "members": members,
+        "history": history,
+    })
+}
+
 pub(super) fn status(args: StatusArgs) -> Result<()> {
     let s = read_status(&args.dir, args.iteration)?;
+    if args.json {
+        say(&status_json(&s).to_string());
+        return Ok(());
+    }
     let (folder, k) = (&s.folder, s.ekp.iterations());
     let cal = &folder.cal;
     say(&format!(
@@ -67,7 +115,7 @@ pub(super) fn status(args: StatusArgs) -> Result<()> {
     say("\nmisfit history:");
     say(&format!(
         "  {:>9}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}  failed members",
-        "iteration", "Δt", "loss", "bayes loss", "avg rmse", "crps"
+        "iteration", "Δt", "loss", "bayes loss", "rmse/σ", "crps"
     ));
     for r in &s.rows {
         let note = if s.complete && r.iteration == k {

@@ -58,12 +58,12 @@ pub(super) fn update(args: UpdateArgs) -> Result<()> {
 fn report_problems(folder: &RunFolder, record: &UpdateRecord, problems: &[String], what: &str) {
     if !problems.is_empty() {
         let n = folder.cal.ensemble_size;
-        eprintln!(
+        crate::ui::note(&format!(
             "{}: {} of {n} members failed or are missing{what}:\n  {}",
             folder.layout.iteration_name(record.iteration),
             n - record.done,
             problems.join("\n  ")
-        );
+        ));
     }
 }
 

@@ -24,13 +24,21 @@
 //!   `repeats = n` (after `;` or `,`): our `constrained-gaussian` (the
 //!   `constraint` key is not needed, as in EKP.jl);
 //! - constraints: `no_constraint()`, `bounded_below(a)`, `bounded_above(b)`,
-//!   `bounded(a, b)`, a list `[c, c, ...]` or `repeat([c], n)` of equal ones.
+//!   `bounded(a, b)`, a list `[c, c, ...]` or `repeat([c], n)` of equal ones;
+//! - `Parameterized(LogNormal(μ, σ))` (and vectors of them) with
+//!   `no_constraint()`: exactly the Gaussian `N(μ, σ²)`
+//!   in log space with the lower bound 0 (x = exp(u)). EKP.jl keeps the
+//!   LogNormal itself as its unconstrained distribution; ekp's processes
+//!   work on Gaussians, so the same physical prior is updated in log space
+//!   (the difference is listed in the README's "Differences from EKP.jl").
 //!
 //! Tables without a `prior`, or with `prior = "fixed"`, are not calibrated
 //! (EKP.jl's "regular" parameters) and are skipped. Other distributions
-//! (`Gamma`, `LogNormal`, `Samples`, ...) and components that differ are
-//! errors that name the file and the parameter. Parameters come in the
-//! order of their names (TOML tables are unordered, as EKP.jl's `Dict`).
+//! (`Gamma`, `Samples`, ...) and components that differ are errors that
+//! name the file and the parameter — all such problems of a file at once.
+//! Parameters come in the order of their names (TOML tables are unordered,
+//! as EKP.jl's `Dict`), or in the order of `names` when a subset is asked
+//! for (`parameters_from = { ekp_toml = "FILE", names = ["a", "b"] }`).
 
 use std::path::Path;
 
@@ -266,12 +274,13 @@ fn list(e: &Expr) -> Option<Result<Vec<Expr>, String>> {
     }
 }
 
-/// One component: `(μ, σ)` of `Normal(μ, σ)`.
-fn normal(e: &Expr) -> Result<(f64, f64), String> {
+/// One component: `(μ, σ, log)` of `Normal(μ, σ)` (`log` false) or
+/// `LogNormal(μ, σ)` (`log` true: Gaussian in log space).
+fn normal(e: &Expr) -> Result<(f64, f64, bool), String> {
     match e {
-        Expr::Call(f, args, _) if f == "Normal" => match args.as_slice() {
-            [m, s] => Ok((num(m)?, num(s)?)),
-            _ => Err("Normal needs a mean and a standard deviation".into()),
+        Expr::Call(f, args, _) if f == "Normal" || f == "LogNormal" => match args.as_slice() {
+            [m, s] => Ok((num(m)?, num(s)?, f == "LogNormal")),
+            _ => Err(format!("{f} needs a mean and a standard deviation")),
         },
         Expr::Call(f, _, _) => Err(format!(
             "the distribution {f} is not supported: ekp's priors are (transformed) Gaussians \
@@ -430,10 +439,23 @@ fn parameterized(name: &str, args: &[Expr], cons: Option<&str>) -> Result<Parame
                 .map_err(|e| e.to_string())
         }
         _ => {
-            let (m, s) = normal(d)?;
-            ParameterPrior::from_unconstrained(name, m, s, constraint(cons, 1)?, 1)
-                .map_err(|e| e.to_string())
+            let (m, s, log) = normal(d)?;
+            let c = log_constraint(log, constraint(cons, 1)?)?;
+            ParameterPrior::from_unconstrained(name, m, s, c, 1).map_err(|e| e.to_string())
         }
+    }
+}
+
+/// The constraint of a component: for a LogNormal, the lower bound 0 (its
+/// log is the Gaussian), which leaves no room for another constraint.
+fn log_constraint(log: bool, c: Constraint) -> Result<Constraint, String> {
+    match (log, c) {
+        (false, c) => Ok(c),
+        (true, Constraint::Unbounded) => Ok(Constraint::BoundedBelow { lower: 0.0 }),
+        (true, other) => Err(format!(
+            "LogNormal with the constraint {other:?}: a LogNormal is read as a Gaussian in log \
+             space (lower bound 0), so it takes no constraint (give no_constraint() or none)"
+        )),
     }
 }
 
@@ -452,34 +474,85 @@ fn vector_of_parameterized(
         list(inner).ok_or("VectorOfParameterized needs `[d1, d2, ...]` or `repeat([d], n)`")??;
     let comps = items.iter().map(normal).collect::<Result<Vec<_>, _>>()?;
     let n = comps.len();
-    let (m, s) = same(&comps, "distributions")?;
-    ParameterPrior::from_unconstrained(name, m, s, constraint(cons, n)?, n)
-        .map_err(|e| e.to_string())
+    let (m, s, log) = same(&comps, "distributions")?;
+    let c = log_constraint(log, constraint(cons, n)?)?;
+    ParameterPrior::from_unconstrained(name, m, s, c, n).map_err(|e| e.to_string())
 }
 
 /// The priors of an EKP.jl parameter TOML text; `file` names it in errors.
 pub fn priors_from_str(text: &str, file: &str) -> Result<Vec<ParameterPrior>, InputError> {
+    priors_from_str_names(text, file, None)
+}
+
+/// The priors of an EKP.jl parameter TOML text: every parameter with a
+/// prior, or those of `names` (in that order; each must have a prior).
+/// Every problem is reported, in one error.
+pub fn priors_from_str_names(
+    text: &str,
+    file: &str,
+    names: Option<&[String]>,
+) -> Result<Vec<ParameterPrior>, InputError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| InputError::Parse {
         file: file.to_string(),
         message: e.to_string().trim_end().to_string(),
     })?;
+    let shown = |name: &str| match names::check_name(name) {
+        Ok(()) => name.to_string(),
+        Err(_) => name.escape_debug().to_string(),
+    };
+    let chosen: Vec<(&str, Option<&toml::Value>)> = match names {
+        None => table.iter().map(|(k, v)| (k.as_str(), Some(v))).collect(),
+        Some(list) => list.iter().map(|n| (n.as_str(), table.get(n))).collect(),
+    };
     let mut out = Vec::new();
-    for (name, v) in &table {
-        let toml::Value::Table(t) = v else {
-            continue;
+    let mut problems = Vec::new();
+    for (name, v) in chosen {
+        let t = match v {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) if names.is_none() => continue,
+            _ => {
+                problems.push(format!(
+                    "`{}`: not a parameter table of this file",
+                    shown(name)
+                ));
+                continue;
+            }
         };
-        let invalid = |message: String| InputError::Invalid {
-            file: file.to_string(),
-            // A name that breaks the rule is shown escaped.
-            key: match names::check_name(name) {
-                Ok(()) => name.clone(),
-                Err(_) => name.escape_debug().to_string(),
-            },
-            message,
-        };
-        if let Some(p) = parameter(name, t).map_err(&invalid)? {
-            names::check_name(name).map_err(&invalid)?;
-            out.push(p);
+        match parameter(name, t).and_then(|p| {
+            if p.is_some() {
+                names::check_name(name).map_err(|e| e.to_string())?;
+            }
+            Ok(p)
+        }) {
+            Ok(Some(p)) => out.push(p),
+            Ok(None) if names.is_some() => {
+                problems.push(format!(
+                    "`{}`: has no prior (it is not calibrated)",
+                    shown(name)
+                ));
+            }
+            Ok(None) => {}
+            Err(m) => problems.push(format!("`{}`: {m}", shown(name))),
+        }
+    }
+    match problems.as_slice() {
+        [] => {}
+        [one] => {
+            return Err(InputError::Parse {
+                file: file.to_string(),
+                message: one.clone(),
+            });
+        }
+        many => {
+            return Err(InputError::Parse {
+                file: file.to_string(),
+                message: format!(
+                    "{} parameters cannot be read (give `names = [...]` in `parameters_from` \
+                     to take only some):\n  {}",
+                    many.len(),
+                    many.join("\n  ")
+                ),
+            });
         }
     }
     if out.is_empty() {
@@ -504,9 +577,15 @@ pub fn table_from_file(path: &Path) -> Result<toml::Table, InputError> {
 
 /// The prior of an EKP.jl parameter TOML file.
 pub fn prior_from_file(path: &Path) -> Result<Prior, InputError> {
+    prior_from_file_names(path, None)
+}
+
+/// The prior of the parameters `names` (all, for `None`) of an EKP.jl
+/// parameter TOML file.
+pub fn prior_from_file_names(path: &Path, names: Option<&[String]>) -> Result<Prior, InputError> {
     let text = crate::io::read_text(path)?;
     let file = path.display().to_string();
-    let params = priors_from_str(&text, &file)?;
+    let params = priors_from_str_names(&text, &file, names)?;
     Prior::new(params).map_err(|e| InputError::Invalid {
         file,
         key: "prior".into(),

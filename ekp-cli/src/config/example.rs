@@ -306,17 +306,13 @@ fn model(s: &mut String, cal: &Calibration) -> Result<(), InputError> {
     }
     s.push_str(
         "# fixed = { F = 8.0 }   # model parameters held fixed (lorenz96: F, A; sinusoid: amplitude, vert_shift)\n\
-         # Other models:\n\
-         # kind = \"linear\", matrix = [[1.0, 0.0], [0.0, 1.0]] (d rows, p columns), offset = [0.0, 0.0]\n\
-         # kind = \"sinusoid\"\n\
-         # kind = \"command\", program = \"./model.sh\", args = [], env = {}, timeout = 600.0\n\
-         #   (one process per member, run in its folder: reads parameters.toml, writes output.toml)\n\
-         # kind = \"worker\", program = \"./worker.py\", args = [], env = {}, timeout = 600.0\n\
-         #   (long-lived processes: one JSON line per member on stdin, one answer line on stdout)\n\
-         # kind = \"batch\", program = \"./batch.py\", args = [\"{parameters}\", \"{outputs}\"], batch_size = 1000\n\
-         #   (many members per process: a CSV of parameters in, a CSV of outputs out)\n\
-         # templates = [{ template = \"model.nml.in\", target = \"model.nml\" }]   (command, worker, batch:\n\
-         #   written in each member folder, {{NAME}} and {{NAME[i]}} replaced by the member's values)\n",
+         # Other models (each line below, as the body of an inline table, is a whole [model]):\n\
+         # kind = \"linear\", matrix = [[1.0, 0.0], [0.0, 1.0]], offset = [0.0, 0.0]   # matrix: d rows, p columns\n\
+         # kind = \"sinusoid\"   # EKP.jl's sinusoid: parameters amplitude, vert_shift\n\
+         # kind = \"command\", program = \"./model.sh\", args = [\"{parameters}\", \"{output}\"], env = {}, timeout = 600.0   # one process per member, in its folder: reads parameters.toml, writes output.toml\n\
+         # kind = \"worker\", program = \"./worker.py\", args = [], env = {}, timeout = 600.0   # long-lived processes: one JSON line per member in, one answer line out\n\
+         # kind = \"batch\", program = \"./batch.py\", args = [\"{parameters}\", \"{outputs}\"], batch_size = 1000, timeout = 3600.0   # many members per process: CSV in, CSV out\n\
+         # kind = \"command\", program = \"./model\", templates = [{ template = \"model.nml.in\", target = \"model.nml\" }]   # templates (command, worker, batch): {{NAME}}, {{NAME[i]}} replaced by the member's values\n",
     );
     Ok(())
 }

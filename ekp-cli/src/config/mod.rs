@@ -41,6 +41,35 @@ pub use program::{ProgramKind, ProgramSpec, TemplateSpec, parse_duration};
 use limits::Sizes;
 use schema::RawConfig;
 
+/// The keys that belong at the top of the file, before any `[table]`.
+const TOP_LEVEL_KEYS: [&str; 2] = ["parameters_from", "parameter_files"];
+
+/// A top-level key written after a `[table]` header (so TOML puts it in
+/// that table): the error that says where it must go.
+fn misplaced_top_level_key(text: &str, source: &str) -> Option<InputError> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    for (section, value) in &table {
+        let tables: Vec<&toml::Table> = match value {
+            toml::Value::Table(t) => vec![t],
+            toml::Value::Array(a) => a.iter().filter_map(toml::Value::as_table).collect(),
+            _ => continue,
+        };
+        for t in tables {
+            if let Some(key) = TOP_LEVEL_KEYS.iter().find(|k| t.contains_key(**k)) {
+                return Some(InputError::Invalid {
+                    file: source.to_string(),
+                    key: format!("{section}.{key}"),
+                    message: format!(
+                        "`{key}` is a top-level key: write it at the top of the file, before \
+                         the first `[table]` header (after `[{section}]` it belongs to that table)"
+                    ),
+                });
+            }
+        }
+    }
+    None
+}
+
 /// The embedded default calibration: EKP.jl's Lorenz 96 example.
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 
@@ -116,9 +145,11 @@ impl Calibration {
     /// [`Calibration::parse`], with relative paths in the file (such as
     /// `parameters_from.ekp_toml`) resolved against `base`.
     pub fn parse_with_base(text: &str, source: &str, base: &Path) -> Result<Self, InputError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| InputError::Parse {
-            file: source.to_string(),
-            message: e.to_string().trim_end().to_string(),
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            misplaced_top_level_key(text, source).unwrap_or_else(|| InputError::Parse {
+                file: source.to_string(),
+                message: e.to_string().trim_end().to_string(),
+            })
         })?;
         let ctx = Ctx { file: source };
         let prior = ctx.prior_source(&raw, base)?;

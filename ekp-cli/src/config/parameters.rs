@@ -52,7 +52,7 @@ impl Ctx<'_> {
                 ));
             }
             Some(from) => (
-                ekpjl::prior_from_file(&base.join(&from.ekp_toml))
+                ekpjl::prior_from_file_names(&base.join(&from.ekp_toml), from.names.as_deref())
                     .map_err(|e| self.invalid("parameters_from.ekp_toml", e.to_string()))?,
                 "parameters_from.ekp_toml",
             ),

@@ -25,13 +25,15 @@ pub(super) struct RawConfig {
     pub(super) model: toml::Table,
 }
 
-/// `parameters_from = { ekp_toml = "FILE" }`: the parameters of an EKP.jl
-/// parameter file (see [`super::ekpjl`]); a relative path is relative
-/// to the calibration file's folder.
+/// `parameters_from = { ekp_toml = "FILE", names = [...] }`: the
+/// parameters of an EKP.jl parameter file (see [`super::ekpjl`]), all of
+/// them or those of `names` (EKP.jl's `get_parameter_distribution(dict,
+/// names)`); a relative path is relative to the calibration file's folder.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawParametersFrom {
     pub(super) ekp_toml: String,
+    pub(super) names: Option<Vec<String>>,
 }
 
 /// `process.kind`.

@@ -66,9 +66,14 @@ impl Owner {
 
 /// Create the lock at `path` with its owner inside from the first byte: the
 /// owner is written to a temporary file, which is then hard-linked to
-/// `path` (failing with `AlreadyExists` if the lock is held).
+/// `path` (failing with `AlreadyExists` if the lock is held). The temporary
+/// file is named like every other of ekp's (`.NAME.tmp.PID`), so one left
+/// by a killed process is recognised as the folder's own.
 fn create(path: &Path) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("new.{}", std::process::id()));
+    let name = path
+        .file_name()
+        .map_or_else(|| "lock".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(Owner::me().text().as_bytes())?;

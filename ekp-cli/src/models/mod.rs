@@ -243,7 +243,10 @@ pub fn no_gpu() -> InputError {
 
 /// `4 processes`, or `processes, one per core`, for `what` = `processes`.
 fn ev_jobs(workers: Option<usize>, what: &str) -> String {
-    workers.map_or_else(|| format!("{what}, one per core"), |n| format!("{n} {what}"))
+    workers.map_or_else(
+        || format!("{what}, one per core"),
+        |n| format!("{n} {what}"),
+    )
 }
 
 /// A rayon pool of `threads` threads (default: one per core).

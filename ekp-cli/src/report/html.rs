@@ -75,7 +75,7 @@ fn rows_table(out: &mut String, names: &[String], rows: &[IterationRow]) {
     }
     out.push_str(
         "<table>\n<thead><tr><th>iteration</th><th>Δt</th><th>loss</th><th>bayes loss</th>\
-         <th>avg rmse</th><th>crps</th><th>failed members</th>",
+         <th>avg rmse (in noise σ)</th><th>crps</th><th>failed members</th>",
     );
     for n in names {
         let _ = write!(out, "<th>{} mean</th><th>{} std</th>", escape(n), escape(n));

@@ -5,6 +5,7 @@ use std::io::Write;
 use crate::driver::Observer;
 use crate::error::Result;
 use crate::folder::IterationRow;
+use crate::ui::number::sig;
 
 /// A metric that may be absent (`—`), in the table's number format.
 fn optional(v: Option<f64>) -> String {
@@ -13,17 +14,21 @@ fn optional(v: Option<f64>) -> String {
 
 /// The per-iteration table, printed to stdout: Δt, the data misfit (`loss`),
 /// the Bayesian loss (misfit plus prior term), the average RMSE over members,
-/// the CRPS, and each parameter's constrained mean ± std.
+/// the CRPS, and each parameter's constrained mean ± spread (or std: see
+/// [`super::number::spread_label`]), with significant digits.
 pub struct Table {
     names: Vec<String>,
+    spread: &'static str,
     header_done: bool,
 }
 
 impl Table {
-    /// A table with a column per flat parameter name.
-    pub fn new(names: Vec<String>) -> Self {
+    /// A table with a column per flat parameter name; `spread` names what
+    /// follows the "±" (`spread` or `std`).
+    pub fn new(names: Vec<String>, spread: &'static str) -> Self {
         Self {
             names,
+            spread,
             header_done: false,
         }
     }
@@ -31,10 +36,13 @@ impl Table {
     fn header(&self) -> String {
         let mut s = format!(
             "{:>4}  {:>10}  {:>11}  {:>11}  {:>11}  {:>11}",
-            "iter", "Δt", "loss", "bayes loss", "avg rmse", "crps"
+            "iter", "Δt", "loss", "bayes loss", "rmse/σ", "crps"
         );
         for n in &self.names {
-            s.push_str(&format!("  {:>22}", format!("{n} (mean ± std)")));
+            s.push_str(&format!(
+                "  {:>22}",
+                format!("{n} (mean ± {})", self.spread)
+            ));
         }
         s
     }
@@ -52,7 +60,10 @@ impl Table {
             optional(r.metrics.crps),
         );
         for (m, sd) in r.mean.iter().zip(r.std.iter()) {
-            s.push_str(&format!("  {:>22}", format!("{m:.4} ± {sd:.4}")));
+            s.push_str(&format!(
+                "  {:>22}",
+                format!("{} ± {}", sig(*m, 5), sig(*sd, 3))
+            ));
         }
         if !r.failed.is_empty() {
             let members: Vec<String> = r.failed.iter().map(|j| (j + 1).to_string()).collect();
