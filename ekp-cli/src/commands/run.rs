@@ -121,7 +121,7 @@ impl Outcome<'_> {
             for (i, n) in names.iter().enumerate() {
                 let t = truth
                     .as_ref()
-                    .map(|t| format!("   (truth {})", sig(t[i], 5)))
+                    .map(|t| format!("   (truth {})", t[i]))
                     .unwrap_or_default();
                 say(&format!(
                     "  {n:>12} = {} ± {}{t}",
