@@ -264,3 +264,40 @@ fn status_and_prior_speak_json() {
     assert_eq!(tiny["mean"], 2e-5);
     assert!(tiny["lower"].is_null() && tiny["upper"].is_null());
 }
+
+#[test]
+fn named_data_name_the_output_columns_and_bad_labels_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let named = TINY.replace(
+        "noise_std = [1e-6, 10.0]",
+        "noise_std = [1e-6, 10.0]\nnames = [\"small one\", \"big, one\"]\ncoordinates = [0.5, 2.5]",
+    );
+    std::fs::write(t.join("n.toml"), &named).unwrap();
+    ok(&ekp(
+        &["run", "-q", "--config", "n.toml", "--output", "o"],
+        t,
+    ));
+    let csv = std::fs::read_to_string(t.join("o/outputs.csv")).unwrap();
+    assert!(
+        csv.starts_with("iteration,member,small one,\"big, one\"\n"),
+        "{}",
+        &csv[..80]
+    );
+    for (bad, key) in [
+        ("names = [\"a\"]", "observations.names"),
+        ("names = [\"a\", \"a\"]", "observations.names"),
+        ("names = [\"a\", \"b\\u0007\"]", "observations.names"),
+        ("coordinates = [1.0, 2.0, 3.0]", "observations.coordinates"),
+        ("coordinates = [1.0, nan]", "observations.coordinates"),
+    ] {
+        let cfg = TINY.replace(
+            "noise_std = [1e-6, 10.0]",
+            &format!("noise_std = [1e-6, 10.0]\n{bad}"),
+        );
+        std::fs::write(t.join("b.toml"), cfg).unwrap();
+        let o = ekp(&["prior", "--config", "b.toml"], t);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(text(&o.stderr).contains(key), "{bad}: {}", text(&o.stderr));
+    }
+}

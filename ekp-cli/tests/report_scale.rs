@@ -27,6 +27,7 @@ fn synthetic(p: usize, n: usize, k: usize, d: usize) -> PlotData {
         y: (0..d).map(|i| i as f64).collect(),
         y_std: vec![0.1; d],
         outputs: Some((k, DMatrix::from_fn(d, n, |i, j| i as f64 + noise(i, j)))),
+        data_labels: Default::default(),
     }
 }
 

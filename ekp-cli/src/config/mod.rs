@@ -33,7 +33,7 @@ pub mod program;
 mod schema;
 
 pub use model::ModelSpec;
-pub use observations::ObservationSpec;
+pub use observations::{DataLabels, ObservationSpec};
 pub use options::MinibatchSpec;
 pub use parameters::ParameterFiles;
 pub use program::{ProgramKind, ProgramSpec, TemplateSpec, parse_duration};
@@ -118,6 +118,8 @@ pub struct Calibration {
     pub model: ModelSpec,
     /// How each member's `parameters.toml` is written (`parameter_files`).
     pub parameter_files: ParameterFiles,
+    /// Names and coordinates of the data (`observations.names`, `.coordinates`).
+    pub data_labels: DataLabels,
 }
 
 impl Calibration {
@@ -162,6 +164,11 @@ impl Calibration {
         if let ObservationSpec::Given { values, .. } = &observations {
             ctx.check_against_data(&options, values.len())?;
         }
+        let data_dim = match &observations {
+            ObservationSpec::Given { values, .. } => Some(values.len()),
+            ObservationSpec::Truth { .. } => Some(model.truth_outputs()).filter(|d| *d > 0),
+        };
+        let data_labels = ctx.data_labels(&raw.observations, data_dim)?;
         let history = raw.process.history.unwrap_or_default();
         ctx.check_memory(
             &limits::Sizes {
@@ -196,6 +203,7 @@ impl Calibration {
             observations,
             model,
             parameter_files,
+            data_labels,
         })
     }
 }

@@ -29,7 +29,75 @@ pub enum ObservationSpec {
     },
 }
 
+/// What each datum is: `observations.names` and `observations.coordinates`
+/// (optional, one per datum). Used for the columns of `outputs.csv` and the
+/// x axis of the outputs plot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataLabels {
+    /// A name per datum.
+    pub names: Option<Vec<String>>,
+    /// A coordinate per datum (time, depth, ...).
+    pub coordinates: Option<Vec<f64>>,
+}
+
+impl DataLabels {
+    /// The column names of the outputs: the names, else `g1`, `g2`, ...
+    pub fn columns(&self, d: usize) -> Vec<String> {
+        match &self.names {
+            Some(n) if n.len() == d => n.clone(),
+            _ => (1..=d).map(|i| format!("g{i}")).collect(),
+        }
+    }
+}
+
 impl Ctx<'_> {
+    /// `observations.names` and `.coordinates`, checked against the number
+    /// `d` of data (unknown for a model that cannot make data: then not checked).
+    pub(super) fn data_labels(
+        &self,
+        raw: &RawObservations,
+        d: Option<usize>,
+    ) -> Result<DataLabels, InputError> {
+        let check_len = |key: &str, n: usize| match d {
+            Some(d) if d != n => Err(self.invalid(
+                key,
+                format!("has {n} entries; the data have {d} values (one entry per datum)"),
+            )),
+            _ => Ok(()),
+        };
+        if let Some(names) = &raw.names {
+            check_len("observations.names", names.len())?;
+            let mut seen = std::collections::BTreeSet::new();
+            for n in names {
+                if n.trim().is_empty() || n.chars().any(char::is_control) || n.len() > 200 {
+                    return Err(self.invalid(
+                        "observations.names",
+                        format!(
+                            "`{}`: a name is 1 to 200 printable characters",
+                            n.escape_debug()
+                        ),
+                    ));
+                }
+                if !seen.insert(n.as_str()) {
+                    return Err(self.invalid("observations.names", format!("`{n}` is given twice")));
+                }
+            }
+        }
+        if let Some(c) = &raw.coordinates {
+            check_len("observations.coordinates", c.len())?;
+            if let Some(v) = c.iter().find(|v| !v.is_finite()) {
+                return Err(self.invalid(
+                    "observations.coordinates",
+                    format!("{v} is not a finite number"),
+                ));
+            }
+        }
+        Ok(DataLabels {
+            names: raw.names.clone(),
+            coordinates: raw.coordinates.clone(),
+        })
+    }
+
     /// `Γ` from `noise_std` or `covariance` (`None`: neither given); a
     /// scalar `noise_std` needs the dimension `dim` of the data.
     fn noise(

@@ -156,4 +156,6 @@ pub(super) struct RawObservations {
     pub(super) noise_std: Option<ScalarOrVector>,
     pub(super) covariance: Option<Vec<Vec<f64>>>,
     pub(super) truth: Option<BTreeMap<String, ScalarOrVector>>,
+    pub(super) names: Option<Vec<String>>,
+    pub(super) coordinates: Option<Vec<f64>>,
 }

@@ -468,7 +468,7 @@ impl<'f, 'o> Driver<'f, 'o> {
         let f = self.folder;
         let names = ekp.prior().flat_names();
         let final_loss = rows.last().map_or(f64::NAN, |r| r.metrics.loss);
-        let output_names: Vec<String> = (1..=final_g.nrows()).map(|i| format!("g{i}")).collect();
+        let output_names = self.folder.cal.data_labels.columns(final_g.nrows());
         let files: [(&str, Vec<u8>); 5] = [
             (tables::HISTORY_FILE, tables::history_csv(&names, rows)?),
             (tables::ENSEMBLES_FILE, tables::ensembles_csv(ekp, &names)?),

@@ -294,6 +294,7 @@ mod tests {
             y: vec![1.0],
             y_std: vec![0.1],
             outputs: None,
+            data_labels: Default::default(),
         }
     }
 

@@ -297,6 +297,36 @@ fn draw_outputs<DB: DrawingBackend>(
         .map(|(_, g)| g.iter().copied().collect::<Vec<_>>())
         .unwrap_or_default();
     let yr = padded(bars.chain(gs.iter().copied()));
+    // The x of each datum: its coordinate, else its index (named on the
+    // axis when the data are named).
+    let labels = &d.data_labels;
+    let coordinates = labels.coordinates.as_ref().filter(|c| c.len() == n);
+    let x: Vec<f64> = match coordinates {
+        Some(c) => c.clone(),
+        None => (1..=n).map(|i| i as f64).collect(),
+    };
+    let xr = match coordinates {
+        Some(c) => padded(c.iter().copied()),
+        None => 0.5..(n as f64 + 0.5),
+    };
+    let names = labels.names.as_ref().filter(|v| v.len() == n);
+    let x_desc = match (coordinates, names) {
+        (Some(_), _) => "coordinate",
+        (None, Some(_)) => "datum",
+        (None, None) => "datum (1-based index)",
+    };
+    let tick = |v: &f64| match (coordinates, names) {
+        (None, Some(names)) => {
+            let i = v.round();
+            if (v - i).abs() < 1e-9 && i >= 1.0 {
+                names.get(i as usize - 1).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        }
+        (None, None) => integer_tick(v),
+        (Some(_), _) => format!("{v}"),
+    };
     let caption = match outputs {
         Some((k, g)) => match sampled_note(g.ncols()) {
             Some(note) => format!("Observed data and the outputs of ensemble {k} ({note})"),
@@ -309,12 +339,12 @@ fn draw_outputs<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.5..(n as f64 + 0.5), yr)
+        .build_cartesian_2d(xr, yr)
         .map_err(err)?;
     c.configure_mesh()
-        .x_desc("datum (1-based index)")
-        .x_labels(n.min(40))
-        .x_label_formatter(&integer_tick)
+        .x_desc(x_desc)
+        .x_labels(if coordinates.is_some() { 10 } else { n.min(40) })
+        .x_label_formatter(&tick)
         .y_desc("value")
         .label_style(font(14))
         .axis_desc_style(font(16))
@@ -323,7 +353,7 @@ fn draw_outputs<DB: DrawingBackend>(
     if let Some((_, g)) = outputs {
         for (drawn, m) in drawn_members(g.ncols()).into_iter().enumerate() {
             let line: Vec<(f64, f64)> = (0..n)
-                .map(|i| ((i + 1) as f64, g[(i, m)]))
+                .map(|i| (x[i], g[(i, m)]))
                 .filter(|p| p.1.is_finite())
                 .collect();
             let s = c
@@ -336,14 +366,7 @@ fn draw_outputs<DB: DrawingBackend>(
         }
     }
     c.draw_series(d.y.iter().zip(&d.y_std).enumerate().map(|(i, (y, s))| {
-        ErrorBar::new_vertical(
-            (i + 1) as f64,
-            y - 2.0 * s,
-            *y,
-            y + 2.0 * s,
-            BLACK.stroke_width(2),
-            8,
-        )
+        ErrorBar::new_vertical(x[i], y - 2.0 * s, *y, y + 2.0 * s, BLACK.stroke_width(2), 8)
     }))
     .map_err(err)?
     .label("data y ± 2σ")

@@ -116,6 +116,9 @@ pub struct PlotData {
     pub y_std: Vec<f64>,
     /// The newest evaluated ensemble's outputs (`d × N`) and its iteration.
     pub outputs: Option<(usize, DMatrix<f64>)>,
+    /// What each datum is (`observations.names`, `.coordinates`): the x
+    /// axis of the outputs plot (by default the datum's index).
+    pub data_labels: crate::config::DataLabels,
 }
 
 fn constrained_history(ekp: &EnsembleKalmanProcess) -> Vec<DMatrix<f64>> {
@@ -167,6 +170,7 @@ impl PlotData {
             y,
             y_std,
             outputs,
+            data_labels: folder.cal.data_labels.clone(),
         }
     }
 
