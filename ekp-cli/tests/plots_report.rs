@@ -152,9 +152,9 @@ fn check_folder(dir: &Path, names: &[&str], complete: bool) {
     }
     assert!(
         html.contains(if complete {
-            "status: complete"
+            "<strong>complete: "
         } else {
-            "status: in progress"
+            "<strong>in progress: "
         }),
         "status"
     );

@@ -301,3 +301,31 @@ fn named_data_name_the_output_columns_and_bad_labels_are_refused() {
         assert!(text(&o.stderr).contains(key), "{bad}: {}", text(&o.stderr));
     }
 }
+
+#[test]
+fn the_report_summary_says_why_the_run_stopped_and_shows_the_estimates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::write(t.join("tiny.toml"), TINY).unwrap();
+    ok(&ekp(
+        &["run", "-q", "--config", "tiny.toml", "--output", "o"],
+        t,
+    ));
+    let html = std::fs::read_to_string(t.join("o/report.html")).unwrap();
+    let summary = &html[html.find("<section id=\"summary\">").unwrap()
+        ..html.find("<section id=\"plots\">").unwrap()];
+    assert!(summary.contains("complete: all 3 updates"), "{summary}");
+    assert!(
+        summary.contains("± spread") && summary.contains("not an error bar"),
+        "{summary}"
+    );
+    // The tiny parameter's estimate in significant digits, not 0.00000.
+    let row = summary
+        .lines()
+        .find(|l| l.contains("<td>tiny</td>"))
+        .unwrap();
+    assert!(row.contains("e-5"), "{row}");
+    // No number printed as `8.33344e0`, and numbers never wrap.
+    assert!(!html.contains("e0<"), "a number in e0 notation");
+    assert!(html.contains("white-space:nowrap"));
+}

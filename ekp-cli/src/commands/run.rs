@@ -14,8 +14,8 @@ use crate::driver::{Completion, Observer};
 use crate::error::{Error, Result};
 use crate::folder::{IterationRow, RunFolder};
 use crate::models::RunOptions;
+use crate::report::number::sig;
 use crate::report::{Format, ReportObserver};
-use crate::ui::number::sig;
 use crate::ui::{logging::LogObserver, progress::Progress, table::Table};
 use crate::workflow::run::{Prepared, RunRequest, drive, prepare};
 
@@ -131,7 +131,7 @@ impl Outcome<'_> {
             }
             say(&format!(
                 "  ({})",
-                crate::ui::number::spread_note(&self.prepared.folder.cal.process)
+                crate::report::number::spread_note(&self.prepared.folder.cal.process)
             ));
         }
         say(&format!(
@@ -229,7 +229,7 @@ pub(super) fn run(args: RunArgs, quiet: bool) -> Result<()> {
     let mut progress = Progress::new(cal.iterations);
     let mut table = Table::new(
         cal.prior.flat_names(),
-        crate::ui::number::spread_label(&cal.process),
+        crate::report::number::spread_label(&cal.process),
     );
     let mut report = ReportObserver::new(Format::Both);
     let mut finish = Finish::default();

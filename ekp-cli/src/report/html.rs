@@ -13,6 +13,7 @@ use ekp_core::{EnsembleKalmanProcess, Prior};
 
 use crate::folder::{IterationRow, constrained_summary};
 use crate::io::write_atomic;
+use crate::report::number::{sig, spread_label, spread_note};
 use crate::report::plot::{self, Format, PlotData, sampled_note};
 
 /// The ids of the page's sections, in order (tests and scripts rely on them).
@@ -37,6 +38,8 @@ pub struct ReportInput<'a> {
     pub rows: &'a [IterationRow],
     /// Whether the calibration is complete (else: in progress).
     pub complete: bool,
+    /// The most updates the calibration applies (`process.iterations`).
+    pub max_updates: usize,
 }
 
 /// Escape text for HTML.
@@ -65,20 +68,25 @@ fn inline_svg(svg: &str) -> &str {
 
 /// A number for the page: 5 significant digits, `—` where absent.
 fn number(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".to_string(), |v| format!("{v:.5e}"))
+    v.map_or_else(|| "—".to_string(), |v| sig(v, 5))
 }
 
-fn rows_table(out: &mut String, names: &[String], rows: &[IterationRow]) {
+fn rows_table(out: &mut String, names: &[String], rows: &[IterationRow], spread: &str) {
     if rows.is_empty() {
         out.push_str("<p>No iteration finished yet.</p>\n");
         return;
     }
     out.push_str(
-        "<table>\n<thead><tr><th>iteration</th><th>Δt</th><th>loss</th><th>bayes loss</th>\
+        "<div class=\"wide\"><table>\n<thead><tr><th>iteration</th><th>Δt</th><th>loss</th><th>bayes loss</th>\
          <th>avg rmse (in noise σ)</th><th>crps</th><th>failed members</th>",
     );
     for n in names {
-        let _ = write!(out, "<th>{} mean</th><th>{} std</th>", escape(n), escape(n));
+        let _ = write!(
+            out,
+            "<th>{} mean</th><th>{} {spread}</th>",
+            escape(n),
+            escape(n)
+        );
     }
     out.push_str("</tr></thead>\n<tbody>\n");
     for r in rows {
@@ -104,7 +112,7 @@ fn rows_table(out: &mut String, names: &[String], rows: &[IterationRow]) {
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</tbody>\n</table>\n");
+    out.push_str("</tbody>\n</table></div>\n");
 }
 
 fn prior_rows(out: &mut String, prior: &Prior) {
@@ -123,16 +131,16 @@ fn prior_rows(out: &mut String, prior: &Prior) {
         };
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{constraint}</td><td>{:.5}</td><td>{:.5}</td>\
-             <td>{:.5}</td><td>{:.5}</td><td>{:.5}</td><td>{:.5}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{constraint}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(p.name()),
             p.size(),
-            p.unconstrained_mean(),
-            p.unconstrained_std(),
-            p.constrained_mean(),
-            p.constrained_std(),
-            p.constrained_quantile(0.05),
-            p.constrained_quantile(0.95),
+            sig(p.unconstrained_mean(), 5),
+            sig(p.unconstrained_std(), 5),
+            sig(p.constrained_mean(), 5),
+            sig(p.constrained_std(), 5),
+            sig(p.constrained_quantile(0.05), 5),
+            sig(p.constrained_quantile(0.95), 5),
         );
     }
     out.push_str("</tbody>\n</table>\n");
@@ -140,7 +148,8 @@ fn prior_rows(out: &mut String, prior: &Prior) {
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:1em 0;font-size:90%}\
-th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}\
+th,td{border:1px solid #bbb;padding:3px 8px;text-align:right;white-space:nowrap}\
+.wide{overflow-x:auto}\
 th{background:#eee}pre{background:#f6f6f6;padding:1em;overflow-x:auto}\
 figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}\
 figcaption{font-weight:bold;margin-bottom:.3em}";
@@ -164,7 +173,12 @@ pub fn report_html(
     summary(&mut h, input, plot_data);
     plots(&mut h, plot_data, svgs);
     h.push_str("<section id=\"iterations\">\n<h2>Iterations</h2>\n");
-    rows_table(&mut h, &plot_data.names, input.rows);
+    rows_table(
+        &mut h,
+        &plot_data.names,
+        input.rows,
+        spread_label(input.ekp.process()),
+    );
     h.push_str("</section>\n");
     parameters(&mut h, input.ekp, plot_data);
     let _ = write!(
@@ -182,30 +196,76 @@ pub fn report_html(
     h
 }
 
-/// The summary: status, process, ensemble size, updates, newest loss, and
-/// whether the plots show a sample of the members.
+/// Why the calibration stopped (or that it goes on).
+fn stop_reason(input: &ReportInput<'_>) -> String {
+    let k = input.ekp.iterations();
+    match (input.complete, k < input.max_updates) {
+        (true, false) => format!("complete: all {k} updates (process.iterations) applied"),
+        (true, true) => format!(
+            "complete: the scheduler reached its terminal time after {k} of at most {} updates",
+            input.max_updates
+        ),
+        (false, _) => format!(
+            "in progress: {k} of at most {} updates applied; the newest ensemble awaits its outputs",
+            input.max_updates
+        ),
+    }
+}
+
+/// The summary: why the run stopped, the estimates, then the process,
+/// ensemble size, newest loss, and whether the plots show a sample.
 fn summary(h: &mut String, input: &ReportInput<'_>, plot_data: &PlotData) {
     let ekp = input.ekp;
     let final_loss = plot_data.loss.last().map(|l| l.1);
     let _ = write!(
         h,
-        "<section id=\"summary\">\n<h2>Summary</h2>\n<ul>\n<li>status: {}</li>\n\
-         <li>process: {}</li>\n<li>ensemble size: {}</li>\n<li>updates applied: {}</li>\n\
+        "<section id=\"summary\">\n<h2>Summary</h2>\n<p><strong>{}</strong></p>\n",
+        escape(&stop_reason(input))
+    );
+    estimates(h, ekp, plot_data);
+    let _ = write!(
+        h,
+        "<ul>\n<li>process: {}</li>\n<li>ensemble size: {}</li>\n\
          <li>newest loss: {}</li>\n",
-        if input.complete {
-            "complete"
-        } else {
-            "in progress"
-        },
         escape(ekp.process().kind()),
         ekp.ensemble_size(),
-        ekp.iterations(),
-        final_loss.map_or_else(|| "—".to_string(), |l| format!("{l:.5e}")),
+        number(final_loss),
     );
     if let (true, Some(note)) = (plot::BUILT_IN, sampled_note(plot_data.members())) {
         let _ = writeln!(h, "<li>plots: {note} (evenly spaced)</li>");
     }
     h.push_str("</ul>\n</section>\n");
+}
+
+/// The estimates of the newest ensemble: mean ± spread (or std), truth.
+fn estimates(h: &mut String, ekp: &EnsembleKalmanProcess, plot_data: &PlotData) {
+    let (mean, std) = constrained_summary(ekp, ekp.ensemble());
+    let _ = write!(
+        h,
+        "<table>\n<thead><tr><th>parameter</th><th>estimate</th><th>± {}</th><th>truth</th>\
+         </tr></thead>\n<tbody>\n",
+        spread_label(ekp.process())
+    );
+    for (i, n) in plot_data.names.iter().enumerate() {
+        let truth = plot_data
+            .truth
+            .as_ref()
+            .and_then(|t| t.get(i))
+            .map_or_else(|| "—".to_string(), |t| format!("{t}"));
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(n),
+            sig(mean[i], 5),
+            sig(std[i], 3),
+            escape(&truth)
+        );
+    }
+    let _ = writeln!(
+        h,
+        "</tbody>\n</table>\n<p>{}.</p>",
+        escape(spread_note(ekp.process()))
+    );
 }
 
 /// The figures, inlined; or why there are none.
@@ -255,10 +315,10 @@ fn parameters(h: &mut String, ekp: &EnsembleKalmanProcess, plot_data: &PlotData)
             .map_or_else(|| "—".to_string(), |t| format!("{t}"));
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{:.6}</td><td>{:.6}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(n),
-            mean[i],
-            std[i],
+            sig(mean[i], 6),
+            sig(std[i], 3),
             escape(&truth)
         );
     }
@@ -282,6 +342,7 @@ pub fn write_report(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::number::{sig, spread_label, spread_note};
     use super::*;
     use nalgebra::DMatrix;
 
@@ -295,6 +356,7 @@ mod tests {
             y_std: vec![0.1],
             outputs: None,
             data_labels: Default::default(),
+            means: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! [`ReportObserver`] hangs off the driver), and by `ekp-cli plot`.
 
 pub mod html;
+pub mod number;
 pub mod plot;
 
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ pub fn write(
         config_text: &config_text,
         rows,
         complete,
+        max_updates: folder.cal.iterations,
     };
     Ok(html::write_report(&input, &data, format)?)
 }

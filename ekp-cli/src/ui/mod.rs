@@ -1,11 +1,10 @@
 //! What a person sees: the progress bar ([`progress`]), the per-iteration
-//! table ([`table`]), logs ([`logging`]), the prior table ([`prior`]),
-//! numbers as a person reads them ([`number`]), and notes on stderr that
-//! `-q` silences ([`note`]). Observers here hang off the driver; the
-//! commands create them.
+//! table ([`table`]), logs ([`logging`]), the prior table ([`prior`]), and
+//! notes on stderr that `-q` silences ([`note`]). Numbers are formatted by
+//! [`crate::report::number`] (the report uses it too). Observers here hang
+//! off the driver; the commands create them.
 
 pub mod logging;
-pub mod number;
 pub mod prior;
 pub mod progress;
 pub mod table;

@@ -3,7 +3,7 @@
 
 use ekp_core::{Constraint, Prior};
 
-use super::number::sig;
+use crate::report::number::sig;
 
 /// The table printed by `ekp-cli prior`.
 pub fn prior_table(prior: &Prior) -> String {

@@ -5,7 +5,7 @@ use std::io::Write;
 use crate::driver::Observer;
 use crate::error::Result;
 use crate::folder::IterationRow;
-use crate::ui::number::sig;
+use crate::report::number::sig;
 
 /// A metric that may be absent (`—`), in the table's number format.
 fn optional(v: Option<f64>) -> String {

@@ -199,8 +199,9 @@ fn draw_parameters<DB: DrawingBackend>(
     root.present().map_err(err)
 }
 
-/// Component `i`'s panel: its (drawn) members per iteration, the mean of
-/// every member, the truth.
+/// Component `i`'s panel: its (drawn) members per iteration, the estimate
+/// (the constrained transform of the unconstrained mean, as in the tables),
+/// the truth.
 fn parameter_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     d: &PlotData,
@@ -247,12 +248,15 @@ fn parameter_panel<DB: DrawingBackend>(
         .ensembles
         .iter()
         .enumerate()
-        .map(|(k, e)| (k as f64, e.row(i).mean()))
+        .map(|(k, e)| {
+            let estimate = d.means.get(k).and_then(|m| m.get(i)).copied();
+            (k as f64, estimate.unwrap_or_else(|| e.row(i).mean()))
+        })
         .filter(|p| p.1.is_finite())
         .collect();
     c.draw_series(LineSeries::new(means, color(1).stroke_width(2)))
         .map_err(err)?
-        .label("mean")
+        .label("estimate (mean)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color(1).stroke_width(2)));
     if let Some(t) = truth {
         c.draw_series(DashedLineSeries::new(

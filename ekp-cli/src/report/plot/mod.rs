@@ -108,6 +108,10 @@ pub struct PlotData {
     pub loss: Vec<(usize, f64)>,
     /// The constrained ensemble of each iteration (`p × N`).
     pub ensembles: Vec<DMatrix<f64>>,
+    /// Each iteration's estimate: the constrained transform of the
+    /// unconstrained ensemble mean — the "mean" of the table, the CSV files
+    /// and result.toml (empty: the mean of the constrained members is drawn).
+    pub means: Vec<Vec<f64>>,
     /// The true parameters (flat, constrained), when the data were generated.
     pub truth: Option<Vec<f64>>,
     /// The observed data `y`.
@@ -166,6 +170,16 @@ impl PlotData {
             names: ekp.prior().flat_names(),
             loss: rows.iter().map(|r| (r.iteration, r.metrics.loss)).collect(),
             ensembles: constrained_history(ekp),
+            means: ekp
+                .u_history()
+                .iter()
+                .map(|u| {
+                    let m = ekp
+                        .prior()
+                        .to_constrained(&ekp_core::linalg::column_mean(u));
+                    m.iter().copied().collect()
+                })
+                .collect(),
             truth,
             y,
             y_std,
