@@ -342,7 +342,6 @@ pub fn write_report(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-    use super::number::{sig, spread_label, spread_note};
     use super::*;
     use nalgebra::DMatrix;
 
