@@ -29,6 +29,7 @@ fn synthetic(p: usize, n: usize, k: usize, d: usize) -> PlotData {
         outputs: Some((k, DMatrix::from_fn(d, n, |i, j| i as f64 + noise(i, j)))),
         data_labels: Default::default(),
         means: Vec::new(),
+        priors: Vec::new(),
     }
 }
 

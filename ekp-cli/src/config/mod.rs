@@ -6,8 +6,8 @@
 //!
 //! One file per job: `schema` (the raw serde tables), `parameters` (the
 //! prior, member file layout), `process` (the algorithm), `options` (the
-//! other `[process]` keys), `model`, `observations`; [`command`] (a command
-//! model's table), [`ekpjl`] (EKP.jl's parameter files), [`example`] (the
+//! other `[process]` keys), `model`, `observations`; [`program`] (the table of a
+//! model run as a program: command, worker, batch), [`ekpjl`] (EKP.jl's parameter files), [`example`] (the
 //! commented example file).
 
 use std::path::Path;

@@ -356,6 +356,7 @@ mod tests {
             outputs: None,
             data_labels: Default::default(),
             means: Vec::new(),
+            priors: Vec::new(),
         }
     }
 

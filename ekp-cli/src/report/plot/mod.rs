@@ -123,6 +123,29 @@ pub struct PlotData {
     /// What each datum is (`observations.names`, `.coordinates`): the x
     /// axis of the outputs plot (by default the datum's index).
     pub data_labels: crate::config::DataLabels,
+    /// Each flat component's prior: unconstrained mean and std, and its
+    /// constraint (the corner plot draws the prior's density; empty: none).
+    pub priors: Vec<(f64, f64, ekp_core::Constraint)>,
+}
+
+/// The density of the prior `N(μ, σ²)` in unconstrained space, at the
+/// constrained value `x` (change of variables: `φ(u(x)) |du/dx|`); 0
+/// outside the constraint's range.
+pub fn prior_density(mu: f64, sigma: f64, c: ekp_core::Constraint, x: f64) -> f64 {
+    use ekp_core::Constraint;
+    let jacobian = match c {
+        Constraint::Unbounded => 1.0,
+        Constraint::BoundedBelow { lower } if x > lower => 1.0 / (x - lower),
+        Constraint::BoundedAbove { upper } if x < upper => 1.0 / (upper - x),
+        Constraint::Bounded { lower, upper } if x > lower && x < upper => {
+            1.0 / (x - lower) + 1.0 / (upper - x)
+        }
+        Constraint::BoundedBelow { .. }
+        | Constraint::BoundedAbove { .. }
+        | Constraint::Bounded { .. } => return 0.0,
+    };
+    let z = (c.to_unconstrained(x) - mu) / sigma;
+    (-0.5 * z * z).exp() / (sigma * (2.0 * std::f64::consts::PI).sqrt()) * jacobian
 }
 
 fn constrained_history(ekp: &EnsembleKalmanProcess) -> Vec<DMatrix<f64>> {
@@ -185,6 +208,19 @@ impl PlotData {
             y_std,
             outputs,
             data_labels: folder.cal.data_labels.clone(),
+            priors: ekp
+                .prior()
+                .parameters()
+                .iter()
+                .flat_map(|p| {
+                    let one = (
+                        p.unconstrained_mean(),
+                        p.unconstrained_std(),
+                        p.constraint(),
+                    );
+                    std::iter::repeat_n(one, p.size())
+                })
+                .collect(),
         }
     }
 
@@ -211,7 +247,10 @@ pub enum Format {
 pub const FIGURES: [(&str, &str); 4] = [
     ("misfit", "Data misfit per iteration"),
     ("parameters", "Parameter ensembles per iteration"),
-    ("pairs", "Final ensemble: pairwise scatter"),
+    (
+        "pairs",
+        "Corner plot: prior and final marginals, pairwise final ensemble",
+    ),
     ("outputs", "Observed data and ensemble outputs"),
 ];
 

@@ -1,6 +1,9 @@
-//! The `pairs` figure: the newest ensemble's pairwise scatter, histograms
-//! on the diagonal (every member counted; at most
-//! [`MAX_MEMBERS`](super::MAX_MEMBERS) members drawn as points).
+//! The `pairs` figure, a corner plot: on the diagonal each component's
+//! marginal — the newest ensemble's histogram as a density (every member
+//! counted) with the prior's density over it; below it, the newest
+//! ensemble's pairwise scatter (at most [`MAX_MEMBERS`](super::MAX_MEMBERS)
+//! members drawn as points); the truth where known (a line, a cross); the
+//! upper triangle holds the legend. Every panel has its own axes.
 
 use std::ops::Range;
 
@@ -24,8 +27,6 @@ struct Panel<'a> {
     d: &'a PlotData,
     ensemble: &'a DMatrix<f64>,
     ranges: &'a [Range<f64>],
-    /// The number of components shown.
-    p: usize,
     /// Row (y component) and column (x component).
     i: usize,
     j: usize,
@@ -55,14 +56,14 @@ pub(super) fn draw_pairs<DB: DrawingBackend>(
                 d,
                 ensemble: last,
                 ranges: &ranges,
-                p,
                 i,
                 j,
             };
-            if i == j {
-                histogram(&panels[i * p + j], &panel)?;
-            } else {
-                scatter(&panels[i * p + j], &panel)?;
+            match i.cmp(&j) {
+                std::cmp::Ordering::Equal => histogram(&panels[i * p + j], &panel)?,
+                std::cmp::Ordering::Greater => scatter(&panels[i * p + j], &panel)?,
+                std::cmp::Ordering::Less if (i, j) == (0, p - 1) => legend_panel(&panels[j], d)?,
+                std::cmp::Ordering::Less => {}
             }
         }
     }
@@ -85,7 +86,7 @@ fn draw_title<DB: DrawingBackend>(
     };
     title
         .draw(&Text::new(
-            format!("Ensemble {k}: pairwise scatter{components}"),
+            format!("Corner plot of ensemble {k}{components}"),
             (12, 8),
             font(20),
         ))
@@ -102,8 +103,9 @@ fn draw_title<DB: DrawingBackend>(
     Ok(())
 }
 
-/// A panel's chart on `x` × `y`, with its axes labelled where the matrix
-/// has them (bottom row, left column).
+/// A panel's chart on `x` × `y`: every panel has its own axes, with tick
+/// labels and the names of what they show (a histogram's y axis is a
+/// density, not a parameter).
 fn chart<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     panel: &Panel<'_>,
@@ -111,33 +113,56 @@ fn chart<'a, DB: DrawingBackend>(
     y: Range<f64>,
     y_desc: &str,
 ) -> anyhow::Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
-    let bottom = panel.i + 1 == panel.p;
-    let left = panel.j == 0;
     let mut c = ChartBuilder::on(area)
-        .margin(4)
-        .x_label_area_size(if bottom { 30 } else { 0 })
-        .y_label_area_size(if left { 55 } else { 0 })
+        .margin(6)
+        .x_label_area_size(34)
+        .y_label_area_size(58)
         .build_cartesian_2d(x, y)
         .map_err(err)?;
-    let mut mesh = c.configure_mesh();
-    mesh.disable_mesh()
+    c.configure_mesh()
+        .disable_mesh()
         .x_labels(4)
         .y_labels(4)
         .x_label_formatter(&short_tick)
         .y_label_formatter(&short_tick)
         .label_style(font(11))
-        .axis_desc_style(font(13));
-    if bottom {
-        mesh.x_desc(panel.d.names[panel.j].as_str());
-    }
-    if left {
-        mesh.y_desc(y_desc);
-    }
-    mesh.draw().map_err(err)?;
+        .axis_desc_style(font(13))
+        .x_desc(panel.d.names[panel.j].as_str())
+        .y_desc(y_desc)
+        .draw()
+        .map_err(err)?;
     Ok(c)
 }
 
-/// A histogram of component `i` (every member), with the truth.
+/// The legend, in the (empty) top-right panel.
+fn legend_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    d: &PlotData,
+) -> anyhow::Result<()> {
+    let mut entries: Vec<(&str, ShapeStyle, bool)> = vec![
+        ("newest ensemble", color(0).mix(0.6).filled(), true),
+        ("prior density", color(1).stroke_width(2), false),
+    ];
+    if d.truth.is_some() {
+        entries.push(("truth", BLACK.stroke_width(2), false));
+    }
+    for (k, (label, style, filled)) in entries.into_iter().enumerate() {
+        let y = 14 + 22 * k as i32;
+        if filled {
+            area.draw(&Rectangle::new([(10, y - 6), (28, y + 6)], style))
+                .map_err(err)?;
+        } else {
+            area.draw(&PathElement::new(vec![(10, y), (28, y)], style))
+                .map_err(err)?;
+        }
+        area.draw(&Text::new(label.to_string(), (36, y - 7), font(14)))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Component `i`'s marginal: the newest ensemble's histogram as a density
+/// (every member), the prior's density, the truth.
 fn histogram<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel<'_>,
@@ -151,12 +176,36 @@ fn histogram<DB: DrawingBackend>(
         let b = (((v - r.start) / w).floor().max(0.0) as usize).min(bins - 1);
         counts[b] += 1;
     }
-    let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
-    let mut c = chart(area, panel, r.clone(), 0.0..top * 1.1, "count")?;
-    c.draw_series(counts.iter().enumerate().map(|(b, &n)| {
+    let total = counts.iter().sum::<usize>().max(1) as f64;
+    let density: Vec<f64> = counts.iter().map(|&n| n as f64 / (total * w)).collect();
+    let prior: Vec<(f64, f64)> = match panel.d.priors.get(i) {
+        Some(&(mu, sigma, c)) => (0..=100)
+            .map(|k| {
+                let x = r.start + (r.end - r.start) * k as f64 / 100.0;
+                (x, super::prior_density(mu, sigma, c, x))
+            })
+            .filter(|(_, y)| y.is_finite())
+            .collect(),
+        None => Vec::new(),
+    };
+    // The prior is wide next to a converged ensemble: the axis follows the
+    // ensemble, and the prior's curve is cut at its top.
+    let top = density
+        .iter()
+        .copied()
+        .fold(0.0_f64, f64::max)
+        .max(f64::MIN_POSITIVE)
+        * 1.1;
+    let mut c = chart(area, panel, r.clone(), 0.0..top, "density")?;
+    c.draw_series(density.iter().enumerate().map(|(b, &y)| {
         let x0 = r.start + b as f64 * w;
-        Rectangle::new([(x0, 0.0), (x0 + w, n as f64)], color(0).mix(0.6).filled())
+        Rectangle::new([(x0, 0.0), (x0 + w, y)], color(0).mix(0.6).filled())
     }))
+    .map_err(err)?;
+    c.draw_series(LineSeries::new(
+        prior.into_iter().map(|(x, y)| (x, y.min(top))),
+        color(1).stroke_width(2),
+    ))
     .map_err(err)?;
     if let Some(t) = panel.d.truth.as_ref().and_then(|t| t.get(i).copied()) {
         c.draw_series(std::iter::once(PathElement::new(
