@@ -10,9 +10,7 @@ use nalgebra::DMatrix;
 
 use crate::device::{AdapterInfo, Gpu};
 use crate::error::GpuError;
-use crate::shader::{
-    ACC_EXTRA_ROWS, CHECK_INTERVAL, Kernel, KernelSpec, Observation, WORKGROUP_SIZE,
-};
+use crate::shader::{CHECK_INTERVAL, Kernel, KernelSpec, Observation, WORKGROUP_SIZE, acc_rows};
 use crate::{MAX_SITES, MAX_STEPS_PER_DISPATCH, Precision};
 
 const MODEL: &str = "lorenz96";
@@ -170,11 +168,13 @@ impl Lorenz96Gpu {
             .limits
             .max_storage_buffer_binding_size
             .min(gpu.limits.max_buffer_size);
-        // The widest per-member buffer: the state (sites rows) or the
-        // accumulators (d + 3 rows).
-        let rows = (model.config().sites)
-            .max(model.sub_windows() / model.config().fit_windows + ACC_EXTRA_ROWS)
-            as u64;
+        // The widest per-member buffer: the accumulators (d observables, the
+        // sub-window's statistics and starting state: more rows than the
+        // state's `sites`).
+        let rows = acc_rows(
+            model.sub_windows() / model.config().fit_windows,
+            model.config().sites,
+        ) as u64;
         let by_binding = binding / (rows * bytes);
         let by_dispatch =
             u64::from(gpu.limits.max_compute_workgroups_per_dimension) * u64::from(WORKGROUP_SIZE);
@@ -464,7 +464,7 @@ impl Lorenz96Gpu {
                 state: storage("ekp-gpu state", n * cap * s, wgpu::BufferUsages::COPY_SRC),
                 acc: storage(
                     "ekp-gpu accumulators",
-                    (d + ACC_EXTRA_ROWS as u64) * cap * s,
+                    acc_rows(d as usize, n as usize) as u64 * cap * s,
                     wgpu::BufferUsages::empty(),
                 ),
                 outputs: storage(
@@ -544,13 +544,15 @@ impl Lorenz96Gpu {
             None
         };
         // The phases: (kernel, bindings it uses, steps done before, steps
-        // done after).
+        // done after). The observing kernel counts its own (virtual) steps
+        // from 0: every sub-window twice (see `KernelSpec::observe_step`).
         let phases: Vec<(&wgpu::ComputePipeline, usize, usize, usize)> = match job {
             Job::Observe => {
                 let before = self.model.first_observed_step(0) - 1;
+                let window = observation(&self.model).virtual_steps() as usize;
                 vec![
                     (&self.spinup, 5, 0, before),
-                    (&self.observe, 6, before, steps),
+                    (&self.observe, 6, 0, window),
                 ]
             }
             Job::Integrate => vec![(
@@ -581,7 +583,8 @@ impl Lorenz96Gpu {
                 &buffers.outputs,
             ];
             let groups = (members as u32).div_ceil(WORKGROUP_SIZE);
-            for (pipeline, bindings, from, to) in phases {
+            let last_phase = phases.len().saturating_sub(1);
+            for (phase, (pipeline, bindings, from, to)) in phases.into_iter().enumerate() {
                 let entries: Vec<_> = all[..bindings]
                     .iter()
                     .enumerate()
@@ -627,7 +630,7 @@ impl Lorenz96Gpu {
                         pass.dispatch_workgroups(groups, 1, 1);
                     }
                     step0 += block;
-                    if step0 >= steps {
+                    if phase == last_phase && step0 >= to {
                         if let Some(staging) = staging {
                             let source = match job {
                                 Job::Observe => &buffers.outputs,
