@@ -11,9 +11,9 @@ mod common;
 
 use common::LinearProblem;
 use ekp_core::{
-    EnsembleKalmanProcess, Inversion, NoiseCovariance, Observation, ParameterPrior, Prior,
-    Process, Sampler, SamplerType, Scheduler, TransformInversion, Unscented, UpdateGroup,
-    UpdateOutcome, UpdateReport,
+    EnsembleKalmanProcess, Inversion, NoiseCovariance, Observation, ParameterPrior, Prior, Process,
+    Sampler, SamplerType, Scheduler, TransformInversion, Unscented, UpdateGroup, UpdateOutcome,
+    UpdateReport,
 };
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
@@ -125,8 +125,14 @@ fn etki_adds_no_regularisation_to_i_plus_s() {
         let off = max_abs(&(ekp.ensemble() - &exact));
         let reg_effect = max_abs(&(&regularised - &exact));
         eprintln!("ETKI {name}: |ekp − exact| = {off:.2e}, √ε would move it by {reg_effect:.2e}");
-        assert!(reg_effect > 1e-10, "the test cannot see the √ε: {reg_effect:e}");
-        assert!(off < 1e-12, "{name}: ekp differs from the exact ETKI by {off:e}");
+        assert!(
+            reg_effect > 1e-10,
+            "the test cannot see the √ε: {reg_effect:e}"
+        );
+        assert!(
+            off < 1e-12,
+            "{name}: ekp differs from the exact ETKI by {off:e}"
+        );
     }
 }
 
@@ -178,7 +184,9 @@ fn etki_groups_use_the_inverse_of_their_block_of_gamma() {
             .select_columns(rows.iter())
             .try_inverse()
             .unwrap();
-        let inv_block = gamma_inv.select_rows(rows.iter()).select_columns(rows.iter());
+        let inv_block = gamma_inv
+            .select_rows(rows.iter())
+            .select_columns(rows.iter());
         let a = etki(&u_g, &g_g, &y_g, &block_inv, dt, 0.0);
         let b = etki(&u_g, &g_g, &y_g, &inv_block, dt, 0.0);
         for (k, &i) in params.iter().enumerate() {
@@ -188,9 +196,17 @@ fn etki_groups_use_the_inverse_of_their_block_of_gamma() {
     }
     let off = max_abs(&(ekp.ensemble() - &ours));
     let apart = max_abs(&(&ekpjl - &ours));
-    eprintln!("ETKI groups: |ekp − (Γ_gg)⁻¹ form| = {off:.2e}; EKP.jl's (Γ⁻¹)_gg form is {apart:.2e} away");
-    assert!(off < 1e-12, "ekp differs from the block-inverse ETKI by {off:e}");
-    assert!(apart > 1e-3, "the test cannot tell the two forms apart: {apart:e}");
+    eprintln!(
+        "ETKI groups: |ekp − (Γ_gg)⁻¹ form| = {off:.2e}; EKP.jl's (Γ⁻¹)_gg form is {apart:.2e} away"
+    );
+    assert!(
+        off < 1e-12,
+        "ekp differs from the block-inverse ETKI by {off:e}"
+    );
+    assert!(
+        apart > 1e-3,
+        "the test cannot tell the two forms apart: {apart:e}"
+    );
 }
 
 /// The unscented weights of the symmetric points for `p` parameters: the
@@ -281,10 +297,9 @@ fn utki_with_a_failed_centre_keeps_every_successful_point() {
     let vrel = |a: &DVector<f64>, b: &DVector<f64>| (a - b).norm() / b.norm();
     let (m, c) = (utki.unconstrained_mean(), utki.unconstrained_covariance());
     let off = vrel(&m, &m_ours).max(rel(&c, &c_ours));
-    let to_uki = vrel(&m, &uki.unconstrained_mean())
-        .max(rel(&c, &uki.unconstrained_covariance()));
-    let jl_to_uki = vrel(&m_jl, &uki.unconstrained_mean())
-        .max(rel(&c_jl, &uki.unconstrained_covariance()));
+    let to_uki = vrel(&m, &uki.unconstrained_mean()).max(rel(&c, &uki.unconstrained_covariance()));
+    let jl_to_uki =
+        vrel(&m_jl, &uki.unconstrained_mean()).max(rel(&c_jl, &uki.unconstrained_covariance()));
     eprintln!(
         "UTKI, centre failed: ekp vs definition {off:.2e}, vs UKI {to_uki:.2e}; \
          EKP.jl's form vs UKI {jl_to_uki:.2e}, vs ekp {:.2e} (mean) {:.2e} (cov)",
@@ -294,7 +309,10 @@ fn utki_with_a_failed_centre_keeps_every_successful_point() {
     assert!(off < 1e-12, "ekp differs from UTKI's definition by {off:e}");
     // UKI adds √ε to its covariances; nothing else separates the two.
     assert!(to_uki < 1e-6, "UTKI and UKI disagree by {to_uki:e}");
-    assert!(jl_to_uki > 1e-2, "the test cannot tell the forms apart: {jl_to_uki:e}");
+    assert!(
+        jl_to_uki > 1e-2,
+        "the test cannot tell the forms apart: {jl_to_uki:e}"
+    );
 }
 
 /// Item 5a: EKI's `bayes_loss` uses the prior the process was built with,
@@ -308,16 +326,13 @@ fn eki_bayes_loss_uses_the_true_prior() {
     let (p, d) = (3usize, 6usize);
     let mut settings = Inversion::new(false);
     settings.perturb_observations = false;
-    let mut ekp = EnsembleKalmanProcess::builder(
-        lp.prior(),
-        lp.observation(),
-        Process::Inversion(settings),
-    )
-    .ensemble_size(10)
-    .seed(21)
-    .scheduler(Scheduler::Fixed { dt: 0.5 })
-    .build()
-    .unwrap();
+    let mut ekp =
+        EnsembleKalmanProcess::builder(lp.prior(), lp.observation(), Process::Inversion(settings))
+            .ensemble_size(10)
+            .seed(21)
+            .scheduler(Scheduler::Fixed { dt: 0.5 })
+            .build()
+            .unwrap();
     let u0 = ekp.ensemble().clone();
     updated(&mut ekp, &lp.forward(&u0));
     // The second update's metrics: its outputs come from ensemble 1.
@@ -328,7 +343,10 @@ fn eki_bayes_loss_uses_the_true_prior() {
     let r = &lp.y - mean_cols(&g1);
     let loss = (r.transpose() * &gamma_inv * &r)[0] / d as f64;
     let du = mean_cols(&u1) - &lp.m0;
-    let prior_misfit: f64 = (0..p).map(|k| du[k].powi(2) / lp.s0[k].powi(2)).sum::<f64>() / p as f64;
+    let prior_misfit: f64 = (0..p)
+        .map(|k| du[k].powi(2) / lp.s0[k].powi(2))
+        .sum::<f64>()
+        / p as f64;
     let expected = loss / p as f64 + prior_misfit / d as f64;
     // EKP.jl without a prior: m₀, Σ₀ from the initial ensemble.
     let m_est = mean_cols(&u0);
@@ -342,8 +360,13 @@ fn eki_bayes_loss_uses_the_true_prior() {
         (du_est.transpose() * c_est.try_inverse().unwrap() * &du_est)[0] / p as f64;
     let estimated = loss / p as f64 + prior_misfit_est / d as f64;
     let got = report.metrics.bayes_loss.unwrap();
-    eprintln!("EKI bayes_loss: ekp {got:.6e}, true prior {expected:.6e}, EKP.jl's estimate {estimated:.6e}");
-    assert!((got - expected).abs() <= 1e-12 * expected, "{got} vs {expected}");
+    eprintln!(
+        "EKI bayes_loss: ekp {got:.6e}, true prior {expected:.6e}, EKP.jl's estimate {estimated:.6e}"
+    );
+    assert!(
+        (got - expected).abs() <= 1e-12 * expected,
+        "{got} vs {expected}"
+    );
     assert!(
         (estimated - expected).abs() > 1e-2 * expected,
         "the test cannot tell the priors apart"
@@ -385,7 +408,11 @@ fn unscented_avg_rmse_is_the_rmse_at_the_weighted_mean() {
                 "{what}: loss {:.6e} (expected {loss:.6e}), avg_rmse {:.6e}; sigma points' mean RMSE {per_point:.6e}",
                 m.loss, m.avg_rmse
             );
-            assert!((m.loss - loss).abs() <= 1e-12 * loss, "{what}: loss {}", m.loss);
+            assert!(
+                (m.loss - loss).abs() <= 1e-12 * loss,
+                "{what}: loss {}",
+                m.loss
+            );
             assert!(
                 (m.avg_rmse - loss.sqrt()).abs() <= 1e-12 * loss.sqrt(),
                 "{what}: avg_rmse {}",
@@ -403,15 +430,12 @@ fn sampler_defaults_to_aldi() {
     assert_eq!(Sampler::default().sampler_type, SamplerType::Aldi);
     let lp = LinearProblem::new();
     let run = |sampler: Sampler| {
-        let mut ekp = EnsembleKalmanProcess::builder(
-            lp.prior(),
-            lp.observation(),
-            Process::Sampler(sampler),
-        )
-        .ensemble_size(12)
-        .seed(4)
-        .build()
-        .unwrap();
+        let mut ekp =
+            EnsembleKalmanProcess::builder(lp.prior(), lp.observation(), Process::Sampler(sampler))
+                .ensemble_size(12)
+                .seed(4)
+                .build()
+                .unwrap();
         let g = lp.forward(ekp.ensemble());
         updated(&mut ekp, &g);
         ekp.ensemble().clone()

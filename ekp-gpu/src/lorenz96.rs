@@ -550,10 +550,7 @@ impl Lorenz96Gpu {
             Job::Observe => {
                 let before = self.model.first_observed_step(0) - 1;
                 let window = observation(&self.model).virtual_steps() as usize;
-                vec![
-                    (&self.spinup, 5, 0, before),
-                    (&self.observe, 6, 0, window),
-                ]
+                vec![(&self.spinup, 5, 0, before), (&self.observe, 6, 0, window)]
             }
             Job::Integrate => vec![(
                 res.integrate

@@ -302,7 +302,11 @@ impl KernelSpec {
             d + 2
         );
         for i in 0..n {
-            let _ = writeln!(s, "        z{i} = acc[{}u * stride + m];", d + ACC_STAT_ROWS + i);
+            let _ = writeln!(
+                s,
+                "        z{i} = acc[{}u * stride + m];",
+                d + ACC_STAT_ROWS + i
+            );
         }
         let _ = writeln!(s, "    }}");
     }
@@ -404,9 +408,10 @@ impl KernelSpec {
         for i in 0..n {
             let _ = writeln!(s, "            let dv{i} = x{i} - wmean;");
         }
-        let sq = chain("select(wsq + dv0 * dv0, dv0 * dv0, pos == 0u)".to_string(), &|i| {
-            format!("dv{i} * dv{i}")
-        });
+        let sq = chain(
+            "select(wsq + dv0 * dv0, dv0 * dv0, pos == 0u)".to_string(),
+            &|i| format!("dv{i} * dv{i}"),
+        );
         let _ = writeln!(
             s,
             "            wsq = {sq};\n\
@@ -421,7 +426,9 @@ impl KernelSpec {
             self.lit(self.max_finite()),
         );
         // First pass: Σ x, from the sub-window's first value on.
-        let sum = chain("select(wsum + x0, x0, pos == 0u)".to_string(), &|i| format!("x{i}"));
+        let sum = chain("select(wsum + x0, x0, pos == 0u)".to_string(), &|i| {
+            format!("x{i}")
+        });
         let _ = writeln!(
             s,
             "            wsum = {sum};\n\
@@ -470,7 +477,11 @@ impl KernelSpec {
             d + 2,
         );
         for i in 0..n {
-            let _ = writeln!(s, "    acc[{}u * stride + m] = z{i};", d + ACC_STAT_ROWS + i);
+            let _ = writeln!(
+                s,
+                "    acc[{}u * stride + m] = z{i};",
+                d + ACC_STAT_ROWS + i
+            );
         }
         let _ = writeln!(s, "    if (u.step0 + u.steps == VEND) {{");
         for k in 0..d {

@@ -58,7 +58,11 @@ fn window_from_the_first_step_matches_cpu() {
         assert_eq!(whole, split, "{precision}");
         let rel = max_rel(&whole, &expected);
         eprintln!("{precision} window from step 1: max relative difference {rel:.2e}");
-        let tol = if precision == Precision::F64 { 1e-12 } else { 1e-4 };
+        let tol = if precision == Precision::F64 {
+            1e-12
+        } else {
+            1e-4
+        };
         assert!(rel <= tol, "{precision}: {rel:e}\n{whole}\n{expected}");
         if precision == Precision::F64 && software {
             assert_bits_eq(&whole, &expected);
@@ -70,7 +74,11 @@ fn window_from_the_first_step_matches_cpu() {
 fn assert_bits_eq(got: &DMatrix<f64>, expected: &DMatrix<f64>) {
     assert_eq!(got.shape(), expected.shape());
     for (k, (g, e)) in got.iter().zip(expected.iter()).enumerate() {
-        assert_eq!(g.to_bits(), e.to_bits(), "entry {k}: GPU {g:e} vs CPU {e:e}");
+        assert_eq!(
+            g.to_bits(),
+            e.to_bits(),
+            "entry {k}: GPU {g:e} vs CPU {e:e}"
+        );
     }
 }
 

@@ -100,7 +100,11 @@ fn f64_default_run() {
     );
     if model.adapter_info().is_software {
         for (g, e) in got.iter().zip(expected.iter()) {
-            assert_eq!(g.to_bits(), e.to_bits(), "GPU {g:e} vs CPU {e:e}\n{got}\n{expected}");
+            assert_eq!(
+                g.to_bits(),
+                e.to_bits(),
+                "GPU {g:e} vs CPU {e:e}\n{got}\n{expected}"
+            );
         }
     } else {
         let (_, gamma) = Lorenz96::new(config).unwrap().truth(&[8.0, 2.5]).unwrap();

@@ -79,11 +79,11 @@ impl EnsembleKalmanProcess {
             None => ErrorMetrics::compute(&g_ok, &all),
         }
         .with_prior(
-                all.dim(),
-                &self.run_mean(&ok),
-                &self.prior.mean(),
-                &self.prior.std().map(|s| s * s),
-            );
+            all.dim(),
+            &self.run_mean(&ok),
+            &self.prior.mean(),
+            &self.prior.std().map(|s| s * s),
+        );
         Ok(Assessment {
             failed: imputation.failed,
             imputed: imputation.imputed,
