@@ -168,6 +168,15 @@
 //! table (measured by replacing it with a constant), the rest the state
 //! layout and the bounds checks wgpu adds to storage accesses.
 //!
+//! The `evaluate` row was measured before the window statistics were reduced
+//! in the CPU's order: replaying each sub-window adds the observed window's
+//! 4 536 steps to the 55 736 a member integrates (+8 % work), so expect about
+//! 8 % fewer member-steps/s there now. (Measured side by side on a machine
+//! loaded by other builds — load average 6 on 2 cores, absolute figures 10×
+//! low and noisy — `evaluate` ran at 0.80–0.93 of `integrate_only` with the
+//! replay and 0.89–0.99 without it.) `integrate_only` and `ekp-cli bench` run
+//! no statistics and are unchanged.
+//!
 //! ## No adapter
 //!
 //! Without a GPU driver or Mesa's software drivers, [`Lorenz96Gpu::new`] returns
