@@ -77,7 +77,8 @@
 //!
 //! ## The other processes ([`process`])
 //!
-//! - EKS and ALDI ([`process::sampler`]): the semi-implicit step
+//! - EKS and ALDI ([`process::sampler`]; ALDI by default, as EKP.jl's
+//!   `Sampler(prior)`): the semi-implicit step
 //!   `u* = (I + Δt C Σ₀⁻¹)⁻¹ (u − Δt U D + Δt C Σ₀⁻¹ m₀)` plus
 //!   `√(2Δt) C^{½} ξ` noise (ALDI: its finite-sample correction and
 //!   `J^{-½} U Z` noise), which samples the posterior.
@@ -92,7 +93,8 @@
 //!   solved per member by clarabel.
 //!
 //! Each module states its equations, EKP.jl's normalisations and where we
-//! deliberately differ. Inflation ([`Inflation`]) scales the ensemble
+//! deliberately differ (the README's "Differences from EKP.jl" gathers them,
+//! with their reasons and sizes). Inflation ([`Inflation`]) scales the ensemble
 //! covariance by `1/(1 − sΔt)` (multiplicative) or adds `sΔt/(1 − sΔt) Σ₀`
 //! (additive) after an update; [`warnings`] are EKP.jl's warnings, returned
 //! rather than printed.

@@ -56,11 +56,17 @@
 //!   sites (at most [`MAX_SITES`]), with the periodic neighbours resolved at
 //!   generation time. The arithmetic is in the same order as the CPU code
 //!   (`(x[i+1] − x[i−2])·x[i−1] − x[i] + F`, `x + k·(dt/2)`,
-//!   `x + dt/6·(k1 + 2k2 + 2k3 + k4)`), so in f64 the GPU reproduces the CPU's
-//!   rounding wherever the driver does not contract multiply-adds into FMAs
-//!   (SPIR-V allows it; lavapipe does not do it: there the f64 kernel matches
-//!   the CPU bit for bit over 70 000 steps, and the default run's observables
-//!   to 5e-16).
+//!   `x + dt/6·(k1 + 2k2 + 2k3 + k4)`), and so are the window statistics (below),
+//!   so in f64 the GPU reproduces the CPU's rounding wherever the driver does
+//!   not contract multiply-adds into FMAs (SPIR-V allows it; lavapipe does not
+//!   do it: there the f64 kernel's states and observables are the CPU's bit
+//!   for bit, and a whole calibration on the GPU in f64 is the serial one, byte
+//!   for byte). A driver that contracts (most hardware drivers may) rounds
+//!   `a·b + c` once instead of twice: a state differs by an ulp or so after a
+//!   step, and Lorenz 96 at F = 8 amplifies that ~e^{1.7 t}, so after the
+//!   default 800 time units of spin-up the trajectory — not its statistics —
+//!   is another one (the observables then differ by their sampling noise,
+//!   ~√Γᵢᵢ, and a calibration by its ensemble spread).
 //! * **Many steps per dispatch**: one dispatch runs up to
 //!   [`MAX_STEPS_PER_DISPATCH`] (1000) steps in a `for` loop — the only loop in
 //!   the shader — and keeps the state (and the statistics) in per-member
@@ -85,14 +91,22 @@
 //!   to ~56 000 by default) and the sine of a large argument lose digits. In
 //!   f32 the table holds the correctly rounded f32 of the f64 sine: the forcing
 //!   is as exact as f32 allows.
-//! * **Observables on the GPU**: for each observed step the kernel takes the
-//!   mean and the sum of squared deviations of the `n` sites (two passes in
-//!   registers) and merges them into the running mean and M2 of the current
-//!   sub-window with Chan et al.'s pairwise update — numerically as sound as
-//!   the CPU's two-pass variance, with no large-mean cancellation. At the end of
-//!   a sub-window the variance is added to its observable's sum (f64 in f64
-//!   mode, f32 in f32 mode). Only the `d` sums and a failure flag per member are
-//!   read back, never trajectories; the division by `Tfit` is done on the CPU.
+//! * **Observables on the GPU, in the CPU's order**: the CPU's two-pass sample
+//!   variance of a sub-window sums its `n × (Ts/dt − 1)` values step by step
+//!   and site by site, divides by their count, then sums the squared
+//!   deviations from that mean in the same order. The kernel does exactly
+//!   these additions: a first pass over the sub-window keeps a running sum
+//!   (one `+` per value, left to right) and the sub-window's starting state;
+//!   then it integrates the sub-window *again* from that state — the same
+//!   arithmetic on the same inputs, so the same states — summing
+//!   `(x − mean)²`. Replaying costs the observed window's steps once more
+//!   (8 % of the default run's 55 736) instead of storing `n × (Ts/dt − 1)`
+//!   values per member (18 KiB in f64). The observing kernel counts these
+//!   virtual steps; a dispatch may end anywhere, the sums and the starting
+//!   state are kept in the accumulator buffer. At the end of a sub-window the
+//!   variance is added to its observable's sum (f64 in f64 mode, f32 in f32
+//!   mode). Only the `d` sums and a failure flag per member are read back,
+//!   never trajectories; the division by `Tfit` is done on the CPU, as there.
 //! * **Divergence**: a member fails when a state value is NaN, ±∞ or outside
 //!   `[-max_abs_state, max_abs_state]`, at the CPU model's check points: every
 //!   256th step and the step before the window, then every observed step. The
@@ -117,8 +131,9 @@
 //! An ensemble runs in chunks of at most
 //! [`Lorenz96Gpu::max_members_per_dispatch`] members, one after the other over
 //! the same buffers: a chunk's per-member buffers must each fit in one storage
-//! binding (`max_storage_buffer_binding_size`, 128 MiB on Mesa's drivers: 466 033
-//! members of 36 sites in f64) and its workgroups in one dispatch dimension
+//! binding (`max_storage_buffer_binding_size`, 128 MiB on Mesa's drivers: 381 300
+//! members of 36 sites in f64, whose accumulators — 4 sums, 4 statistics, the
+//! 36-site starting state of a sub-window — are the widest buffer) and its workgroups in one dispatch dimension
 //! (`max_compute_workgroups_per_dimension` × 64, 4 194 240 members). The
 //! buffers are allocated on first use, grown when a larger ensemble comes, and
 //! reused by every later call. Progress is reported per chunk.
@@ -152,6 +167,15 @@
 //! about half of the ~10 % difference is the per-step load from the forcing
 //! table (measured by replacing it with a constant), the rest the state
 //! layout and the bounds checks wgpu adds to storage accesses.
+//!
+//! The `evaluate` row was measured before the window statistics were reduced
+//! in the CPU's order: replaying each sub-window adds the observed window's
+//! 4 536 steps to the 55 736 a member integrates (+8 % work), so expect about
+//! 8 % fewer member-steps/s there now. (Measured side by side on a machine
+//! loaded by other builds — load average 6 on 2 cores, absolute figures 10×
+//! low and noisy — `evaluate` ran at 0.80–0.93 of `integrate_only` with the
+//! replay and 0.89–0.99 without it.) `integrate_only` and `ekp-cli bench` run
+//! no statistics and are unchanged.
 //!
 //! ## No adapter
 //!

@@ -10,9 +10,7 @@ use nalgebra::DMatrix;
 
 use crate::device::{AdapterInfo, Gpu};
 use crate::error::GpuError;
-use crate::shader::{
-    ACC_EXTRA_ROWS, CHECK_INTERVAL, Kernel, KernelSpec, Observation, WORKGROUP_SIZE,
-};
+use crate::shader::{CHECK_INTERVAL, Kernel, KernelSpec, Observation, WORKGROUP_SIZE, acc_rows};
 use crate::{MAX_SITES, MAX_STEPS_PER_DISPATCH, Precision};
 
 const MODEL: &str = "lorenz96";
@@ -84,6 +82,31 @@ struct Buffers {
 struct Sines {
     steps: usize,
     buffer: wgpu::Buffer,
+}
+
+/// One kernel's share of a chunk's integration: its steps `0..to`, bound to
+/// the first `bindings` buffers.
+struct Phase<'a> {
+    pipeline: &'a wgpu::ComputePipeline,
+    bindings: usize,
+    /// The steps the kernel runs (the observing kernel's are virtual).
+    to: usize,
+    /// End every dispatch at the CPU's next divergence check point (the
+    /// spin-up with a finite `max_abs_state`).
+    at_check_points: bool,
+}
+
+/// What every dispatch of one chunk shares.
+struct ChunkDispatch<'a> {
+    buffers: &'a Buffers,
+    sines: &'a Sines,
+    /// Members in the chunk.
+    members: usize,
+    /// The row stride of the per-member buffers.
+    capacity: usize,
+    /// After the last dispatch, copy the first bytes of the first buffer into
+    /// the second (the read-back buffer).
+    read_back: Option<(&'a wgpu::Buffer, &'a wgpu::Buffer, u64)>,
 }
 
 /// Mutable state behind the model's `&self` interface.
@@ -170,11 +193,13 @@ impl Lorenz96Gpu {
             .limits
             .max_storage_buffer_binding_size
             .min(gpu.limits.max_buffer_size);
-        // The widest per-member buffer: the state (sites rows) or the
-        // accumulators (d + 3 rows).
-        let rows = (model.config().sites)
-            .max(model.sub_windows() / model.config().fit_windows + ACC_EXTRA_ROWS)
-            as u64;
+        // The widest per-member buffer: the accumulators (d observables, the
+        // sub-window's statistics and starting state: more rows than the
+        // state's `sites`).
+        let rows = acc_rows(
+            model.sub_windows() / model.config().fit_windows,
+            model.config().sites,
+        ) as u64;
         let by_binding = binding / (rows * bytes);
         let by_dispatch =
             u64::from(gpu.limits.max_compute_workgroups_per_dimension) * u64::from(WORKGROUP_SIZE);
@@ -464,7 +489,7 @@ impl Lorenz96Gpu {
                 state: storage("ekp-gpu state", n * cap * s, wgpu::BufferUsages::COPY_SRC),
                 acc: storage(
                     "ekp-gpu accumulators",
-                    (d + ACC_EXTRA_ROWS as u64) * cap * s,
+                    acc_rows(d as usize, n as usize) as u64 * cap * s,
                     wgpu::BufferUsages::empty(),
                 ),
                 outputs: storage(
@@ -543,107 +568,144 @@ impl Lorenz96Gpu {
         } else {
             None
         };
-        // The phases: (kernel, bindings it uses, steps done before, steps
-        // done after).
-        let phases: Vec<(&wgpu::ComputePipeline, usize, usize, usize)> = match job {
-            Job::Observe => {
-                let before = self.model.first_observed_step(0) - 1;
-                vec![
-                    (&self.spinup, 5, 0, before),
-                    (&self.observe, 6, before, steps),
-                ]
-            }
-            Job::Integrate => vec![(
-                res.integrate
-                    .as_ref()
-                    .ok_or_else(|| internal("integration kernel missing"))?,
-                4,
-                0,
-                steps,
-            )],
+        let source = match job {
+            Job::Observe => &buffers.outputs,
+            Job::Integrate => &buffers.state,
         };
-        let finite_limit = self.model.config().max_abs_state < self.precision.max_finite();
+        let dispatch = ChunkDispatch {
+            buffers,
+            sines,
+            members,
+            capacity,
+            read_back: staging.map(|staging| (source, staging, read_bytes)),
+        };
+        let phases = self.phases(res, job, steps)?;
         let context = match job {
             Job::Observe => "running the Lorenz 96 kernels",
             Job::Integrate => "running the Lorenz 96 integration kernel",
         };
         self.gpu.scoped(context, || {
-            let device = &self.gpu.device;
-            let queue = &self.gpu.queue;
             let theta: Vec<f64> = chunk.iter().copied().collect();
-            queue.write_buffer(&buffers.theta, 0, &self.precision.encode(&theta));
-            let all = [
-                &buffers.uniform,
-                &buffers.theta,
-                &sines.buffer,
-                &buffers.state,
-                &buffers.acc,
-                &buffers.outputs,
-            ];
-            let groups = (members as u32).div_ceil(WORKGROUP_SIZE);
-            for (pipeline, bindings, from, to) in phases {
-                let entries: Vec<_> = all[..bindings]
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| wgpu::BindGroupEntry {
-                        binding: i as u32,
-                        resource: b.as_entire_binding(),
-                    })
-                    .collect();
-                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("ekp-gpu bind group"),
-                    layout: &pipeline.get_bind_group_layout(0),
-                    entries: &entries,
-                });
-                let mut step0 = from;
-                while step0 < to {
-                    let mut block = self.steps_per_dispatch.min(to - step0);
-                    if bindings == 5 && finite_limit {
-                        // Spin-up with a finite limit: end every dispatch at
-                        // the CPU's next check point.
-                        let next = (step0 / CHECK_INTERVAL + 1) * CHECK_INTERVAL;
-                        block = block.min(next - step0);
-                    }
-                    let uniform = DispatchUniform {
-                        step0: step0 as u32,
-                        steps: block as u32,
-                        members: members as u32,
-                        stride: capacity as u32,
-                    };
-                    // Written before this submission's commands run: each
-                    // dispatch sees its own uniform.
-                    queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&uniform));
-                    let mut encoder =
-                        device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                            label: Some("ekp-gpu steps"),
-                        });
-                    {
-                        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: Some("ekp-gpu steps"),
-                            timestamp_writes: None,
-                        });
-                        pass.set_pipeline(pipeline);
-                        pass.set_bind_group(0, &bind_group, &[]);
-                        pass.dispatch_workgroups(groups, 1, 1);
-                    }
-                    step0 += block;
-                    if step0 >= steps {
-                        if let Some(staging) = staging {
-                            let source = match job {
-                                Job::Observe => &buffers.outputs,
-                                Job::Integrate => &buffers.state,
-                            };
-                            encoder.copy_buffer_to_buffer(source, 0, staging, 0, read_bytes);
-                        }
-                    }
-                    queue.submit([encoder.finish()]);
-                }
+            self.gpu
+                .queue
+                .write_buffer(&buffers.theta, 0, &self.precision.encode(&theta));
+            let last = phases.len().saturating_sub(1);
+            for (k, phase) in phases.iter().enumerate() {
+                self.run_phase(&dispatch, phase, k == last);
             }
             self.gpu.wait()
         })?;
         match staging {
             Some(staging) => self.read(staging, read_bytes),
             None => Ok(Vec::new()),
+        }
+    }
+
+    /// The kernels a `job` of `steps` steps runs, in order. The observing
+    /// kernel counts its own (virtual) steps from 0: every sub-window twice
+    /// (see `KernelSpec::observe_step`).
+    fn phases<'a>(
+        &'a self,
+        res: &'a Resources,
+        job: Job,
+        steps: usize,
+    ) -> Result<Vec<Phase<'a>>, GpuError> {
+        Ok(match job {
+            Job::Observe => {
+                let before = self.model.first_observed_step(0) - 1;
+                let window = observation(&self.model).virtual_steps() as usize;
+                let finite_limit = self.model.config().max_abs_state < self.precision.max_finite();
+                vec![
+                    Phase {
+                        pipeline: &self.spinup,
+                        bindings: 5,
+                        to: before,
+                        at_check_points: finite_limit,
+                    },
+                    Phase {
+                        pipeline: &self.observe,
+                        bindings: 6,
+                        to: window,
+                        at_check_points: false,
+                    },
+                ]
+            }
+            Job::Integrate => vec![Phase {
+                pipeline: res
+                    .integrate
+                    .as_ref()
+                    .ok_or_else(|| internal("integration kernel missing"))?,
+                bindings: 4,
+                to: steps,
+                at_check_points: false,
+            }],
+        })
+    }
+
+    /// Submit the dispatches of one phase (steps `0..phase.to`, at most
+    /// `steps_per_dispatch` each); after the last one of the `last` phase,
+    /// the copy into the read-back buffer.
+    fn run_phase(&self, chunk: &ChunkDispatch<'_>, phase: &Phase<'_>, last: bool) {
+        let device = &self.gpu.device;
+        let queue = &self.gpu.queue;
+        let b = chunk.buffers;
+        let all = [
+            &b.uniform,
+            &b.theta,
+            &chunk.sines.buffer,
+            &b.state,
+            &b.acc,
+            &b.outputs,
+        ];
+        let entries: Vec<_> = all[..phase.bindings]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("ekp-gpu bind group"),
+            layout: &phase.pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let groups = (chunk.members as u32).div_ceil(WORKGROUP_SIZE);
+        let mut step0 = 0;
+        while step0 < phase.to {
+            let mut block = self.steps_per_dispatch.min(phase.to - step0);
+            if phase.at_check_points {
+                let next = (step0 / CHECK_INTERVAL + 1) * CHECK_INTERVAL;
+                block = block.min(next - step0);
+            }
+            let uniform = DispatchUniform {
+                step0: step0 as u32,
+                steps: block as u32,
+                members: chunk.members as u32,
+                stride: chunk.capacity as u32,
+            };
+            // Written before this submission's commands run: each dispatch
+            // sees its own uniform.
+            queue.write_buffer(&b.uniform, 0, bytemuck::bytes_of(&uniform));
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("ekp-gpu steps"),
+            });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("ekp-gpu steps"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(phase.pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(groups, 1, 1);
+            }
+            step0 += block;
+            if let (true, Some((source, staging, bytes))) =
+                (last && step0 >= phase.to, chunk.read_back)
+            {
+                encoder.copy_buffer_to_buffer(source, 0, staging, 0, bytes);
+            }
+            queue.submit([encoder.finish()]);
         }
     }
 

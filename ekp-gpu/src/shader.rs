@@ -62,9 +62,34 @@ pub(crate) struct KernelSpec {
     pub kernel: Kernel,
 }
 
-/// Rows of the per-member accumulator buffer after the `d` observable sums:
-/// the running mean and M2 of the current sub-window, and the failure flag.
-pub(crate) const ACC_EXTRA_ROWS: usize = 3;
+/// Rows of the per-member accumulator buffer besides the `d` observable sums
+/// and the `n` sites of the sub-window's starting state: the sub-window's
+/// running sum, its mean, its running sum of squared deviations, and the
+/// failure flag.
+pub(crate) const ACC_STAT_ROWS: usize = 4;
+
+/// Rows of the per-member accumulator buffer for `d` observables and `n`
+/// sites: `0..d` the observable sums, then `d` the sub-window's running sum,
+/// `d + 1` its mean, `d + 2` its running sum of squared deviations, `d + 3`
+/// the failure flag, and `d + 4..d + 4 + n` the state at the start of the
+/// sub-window (replayed for the second pass, see [`KernelSpec::observe_step`]).
+pub(crate) fn acc_rows(d: usize, n: usize) -> usize {
+    d + ACC_STAT_ROWS + n
+}
+
+impl Observation {
+    /// The observed steps `last − first + 1` (sub-windows × steps per
+    /// sub-window).
+    pub fn window_steps(&self) -> u32 {
+        self.last + 1 - self.first
+    }
+
+    /// The steps the observing kernel runs: every sub-window twice (a first
+    /// pass for the mean, a replay for the squared deviations).
+    pub fn virtual_steps(&self) -> u32 {
+        2 * self.window_steps()
+    }
+}
 
 impl KernelSpec {
     fn ty(&self) -> &'static str {
@@ -99,6 +124,21 @@ impl KernelSpec {
         }
     }
 
+    /// The observables `d` of the observing kernel (0 for the others).
+    fn observables(&self) -> usize {
+        match &self.kernel {
+            Kernel::Observe(o) => o.observables as usize,
+            Kernel::Integrate | Kernel::Spinup(_) => 0,
+        }
+    }
+
+    /// The accumulator row of the failure flag (shared by the spin-up and
+    /// the observing kernels).
+    fn flag_row(&self) -> usize {
+        self.observation()
+            .map_or(0, |o| o.observables as usize + ACC_STAT_ROWS - 1)
+    }
+
     /// `(|x0| <= L) & (|x1| <= L) & …`: false for NaN, ±∞ and values beyond L.
     fn valid(&self, obs: &Observation) -> String {
         let limit = self.lit(obs.limit.min(self.max_finite()));
@@ -110,21 +150,42 @@ impl KernelSpec {
 
     /// The WGSL source of the kernel.
     pub fn wgsl(&self) -> String {
+        let mut s = String::with_capacity(64 * 1024);
+        self.declarations(&mut s);
+        self.load(&mut s);
+        // The time loop: at most MAX_STEPS_PER_DISPATCH iterations.
+        let _ = writeln!(s, "    for (var s: u32 = 0u; s < u.steps; s = s + 1u) {{");
+        match &self.kernel {
+            Kernel::Integrate | Kernel::Spinup(_) => {
+                let _ = writeln!(s, "        let j = u.step0 + s + 1u;");
+                self.rk4(&mut s);
+            }
+            Kernel::Observe(obs) => self.observe_step(&mut s, obs),
+        }
+        let _ = writeln!(s, "    }}");
+        if let Kernel::Spinup(obs) = &self.kernel {
+            // The CPU's check points, once per dispatch: the host ends every
+            // spin-up dispatch at a check point when the limit is finite; with
+            // an infinite limit only non-finite values fail, and they stay
+            // non-finite, so checking at the end of a dispatch is the same.
+            let _ = writeln!(
+                s,
+                "    let end = u.step0 + u.steps;\n\
+                 \x20   if (end % {CHECK_INTERVAL}u == 0u || end + 1u == FIRST) {{\n\
+                 \x20       bad = bad | !({});\n    }}",
+                self.valid(obs)
+            );
+        }
+        self.store(&mut s);
+        let _ = writeln!(s, "}}");
+        s
+    }
+
+    /// The bindings, the constants and the variables of `main`.
+    fn declarations(&self, s: &mut String) {
         let n = self.x0.len();
         let t = self.ty();
-        let mut s = String::with_capacity(64 * 1024);
-        let idx = |i: isize| -> usize { (i.rem_euclid(n as isize)) as usize };
-        let observation = self.observation();
-        let observe = matches!(self.kernel, Kernel::Observe(_));
-        let d = match &self.kernel {
-            Kernel::Observe(o) => o.observables as usize,
-            _ => 0,
-        };
-        let zero = self.lit(0.0);
-        let one = self.lit(1.0);
-        // The flag row of the accumulator buffer.
-        let flag = observation.map_or(0, |o| o.observables as usize + 2);
-
+        let d = self.observables();
         // Writing into a String cannot fail; `let _ =` keeps clippy quiet
         // without unwrap.
         let _ = writeln!(
@@ -139,7 +200,7 @@ impl KernelSpec {
              @group(0) @binding(3) var<storage, read_write> state: array<{t}>;",
             self.kernel_name()
         );
-        if let Some(obs) = observation {
+        if let Some(obs) = self.observation() {
             let _ = writeln!(
                 s,
                 "@group(0) @binding(4) var<storage, read_write> acc: array<{t}>;\n\
@@ -151,10 +212,10 @@ impl KernelSpec {
             let _ = writeln!(
                 s,
                 "@group(0) @binding(5) var<storage, read_write> outputs: array<{t}>;\n\
-                 const LAST: u32 = {}u;\nconst SPW: u32 = {}u;\nconst GROUP: u32 = {}u;",
-                obs.last,
+                 const VEND: u32 = {}u;\nconst SPW: u32 = {}u;\nconst FIT: u32 = {}u;",
+                obs.virtual_steps(),
                 obs.steps_per_sub_window,
-                obs.steps_per_sub_window * obs.fit_windows,
+                obs.fit_windows,
             );
         }
         let _ = writeln!(
@@ -170,62 +231,95 @@ impl KernelSpec {
         for i in 0..n {
             let _ = writeln!(s, "    var x{i}: {t};");
         }
-        if observation.is_some() {
+        if self.observation().is_some() {
             let _ = writeln!(s, "    var bad: bool;");
         }
-        if observe {
+        if matches!(self.kernel, Kernel::Observe(_)) {
             let _ = writeln!(
                 s,
-                "    var o: array<{t}, {d}>;\n    var wmean: {t};\n    var wm2: {t};"
+                "    var o: array<{t}, {d}>;\n    var wsum: {t};\n    var wmean: {t};\n    var wsq: {t};"
             );
+            for i in 0..n {
+                let _ = writeln!(s, "    var z{i}: {t};");
+            }
         }
-        // Load the state (or start from x0).
-        let _ = writeln!(s, "    if (u.step0 == 0u) {{");
+    }
+
+    /// Load the state, the flag and the statistics: from the initial state
+    /// on the first dispatch of a member's integration, else from the
+    /// buffers.
+    fn load(&self, s: &mut String) {
+        let n = self.x0.len();
+        let d = self.observables();
+        let zero = self.lit(0.0);
+        // Whether this dispatch starts the integration at step 0: the
+        // observing kernel does only when nothing comes before the window.
+        let from_x0 = match &self.kernel {
+            Kernel::Integrate | Kernel::Spinup(_) => "u.step0 == 0u",
+            Kernel::Observe(obs) if obs.first == 1 => "u.step0 == 0u",
+            Kernel::Observe(_) => "false",
+        };
+        let _ = writeln!(s, "    if ({from_x0}) {{");
         for (i, v) in self.x0.iter().enumerate() {
             let _ = writeln!(s, "        x{i} = {};", self.lit(*v));
         }
-        if observation.is_some() {
+        if self.observation().is_some() {
             let _ = writeln!(s, "        bad = false;");
         }
         let _ = writeln!(s, "    }} else {{");
         for i in 0..n {
             let _ = writeln!(s, "        x{i} = state[{i}u * stride + m];");
         }
-        if observation.is_some() {
-            let _ = writeln!(s, "        bad = acc[{flag}u * stride + m] != {zero};");
+        if self.observation().is_some() {
+            let _ = writeln!(
+                s,
+                "        bad = acc[{}u * stride + m] != {zero};",
+                self.flag_row()
+            );
         }
         let _ = writeln!(s, "    }}");
-        if observe {
-            // The window's accumulators start at its first step.
-            let _ = writeln!(s, "    if (u.step0 + 1u == FIRST) {{");
-            for k in 0..d {
-                let _ = writeln!(s, "        o[{k}] = {zero};");
-            }
+        if !matches!(self.kernel, Kernel::Observe(_)) {
+            return;
+        }
+        // The window's accumulators start at its first step (the sub-window
+        // state `z` is set there before it is read).
+        let _ = writeln!(s, "    if (u.step0 == 0u) {{");
+        for k in 0..d {
+            let _ = writeln!(s, "        o[{k}] = {zero};");
+        }
+        let _ = writeln!(
+            s,
+            "        wsum = {zero};\n        wmean = {zero};\n        wsq = {zero};\n    }} else {{"
+        );
+        for k in 0..d {
+            let _ = writeln!(s, "        o[{k}] = acc[{k}u * stride + m];");
+        }
+        let _ = writeln!(
+            s,
+            "        wsum = acc[{}u * stride + m];\n        wmean = acc[{}u * stride + m];\n        wsq = acc[{}u * stride + m];",
+            d,
+            d + 1,
+            d + 2
+        );
+        for i in 0..n {
             let _ = writeln!(
                 s,
-                "        wmean = {zero};\n        wm2 = {zero};\n    }} else {{"
-            );
-            for k in 0..d {
-                let _ = writeln!(s, "        o[{k}] = acc[{k}u * stride + m];");
-            }
-            let _ = writeln!(
-                s,
-                "        wmean = acc[{}u * stride + m];\n        wm2 = acc[{}u * stride + m];\n    }}",
-                d,
-                d + 1
+                "        z{i} = acc[{}u * stride + m];",
+                d + ACC_STAT_ROWS + i
             );
         }
+        let _ = writeln!(s, "    }}");
+    }
 
-        // The time loop: at most MAX_STEPS_PER_DISPATCH iterations.
+    /// One RK4 step of `x` with the forcing of step `j`, the operations in the
+    /// CPU's order.
+    fn rk4(&self, s: &mut String) {
+        let n = self.x0.len();
+        let idx = |i: isize| -> usize { (i.rem_euclid(n as isize)) as usize };
         let half = self.lit(self.dt / 2.0);
         let dt = self.lit(self.dt);
         let sixth = self.lit(self.dt / 6.0);
-        let _ = writeln!(
-            s,
-            "    for (var s: u32 = 0u; s < u.steps; s = s + 1u) {{\n\
-             \x20       let j = u.step0 + s + 1u;\n\
-             \x20       let f = f_mean + f_amp * sines[j - 1u];"
-        );
+        let _ = writeln!(s, "        let f = f_mean + f_amp * sines[j - 1u];");
         // Stage tendencies: k1 = a, k2 = b, k3 = c, k4 = e; stage states p, q, r.
         let tendency = |s: &mut String, k: &str, y: &str| {
             for i in 0..n {
@@ -253,70 +347,151 @@ impl KernelSpec {
                 let _ = writeln!(s, "        let {sum}{i} = {from}{i} + 2.0 * {k}{i};");
             }
         };
-        tendency(&mut s, "a", "x");
-        stage(&mut s, "p", "a", &half);
-        tendency(&mut s, "b", "p");
-        accumulate(&mut s, "g", "a", "b");
-        stage(&mut s, "q", "b", &half);
-        tendency(&mut s, "c", "q");
-        accumulate(&mut s, "h", "g", "c");
-        stage(&mut s, "r", "c", &dt);
-        tendency(&mut s, "e", "r");
+        tendency(s, "a", "x");
+        stage(s, "p", "a", &half);
+        tendency(s, "b", "p");
+        accumulate(s, "g", "a", "b");
+        stage(s, "q", "b", &half);
+        tendency(s, "c", "q");
+        accumulate(s, "h", "g", "c");
+        stage(s, "r", "c", &dt);
+        tendency(s, "e", "r");
         for i in 0..n {
             let _ = writeln!(s, "        x{i} = x{i} + {sixth} * (h{i} + e{i});");
         }
-        match &self.kernel {
-            Kernel::Integrate => {}
-            Kernel::Spinup(_) => {}
-            Kernel::Observe(obs) => self.observe(&mut s, obs),
-        }
-        let _ = writeln!(s, "    }}");
-        if let Kernel::Spinup(obs) = &self.kernel {
-            // The CPU's check points, once per dispatch: the host ends every
-            // spin-up dispatch at a check point when the limit is finite; with
-            // an infinite limit only non-finite values fail, and they stay
-            // non-finite, so checking at the end of a dispatch is the same.
-            let _ = writeln!(
-                s,
-                "    let end = u.step0 + u.steps;\n\
-                 \x20   if (end % {CHECK_INTERVAL}u == 0u || end + 1u == FIRST) {{\n\
-                 \x20       bad = bad | !({});\n    }}",
-                self.valid(obs)
-            );
-        }
+    }
 
-        // Store the state (and the accumulators) for the next dispatch.
+    /// One step of the observing kernel: the CPU's two-pass sample variance
+    /// of each sub-window, in the CPU's order of operations.
+    ///
+    /// The CPU (`ekp_models`' `sample_variance`) sums the sub-window's
+    /// `SPW × n` values step by step, site by site, divides by their count,
+    /// then sums the squared deviations from that mean in the same order and
+    /// divides by the count − 1. The mean is known only at the end of the
+    /// sub-window, and keeping its values would cost `SPW × n` values per
+    /// member; so the kernel runs each sub-window twice from its starting
+    /// state `z` (kept in registers and in the accumulator buffer): a first
+    /// pass sums the values, a replay — the same arithmetic on the same
+    /// inputs, hence the same states — sums the squared deviations. The
+    /// dispatches count these *virtual* steps `v`: sub-window `k` is
+    /// `v ∈ [2k·SPW, 2(k+1)·SPW)`, its first half the first pass.
+    fn observe_step(&self, s: &mut String, obs: &Observation) {
+        let n = self.x0.len();
+        let chain = |first: String, term: &dyn Fn(usize) -> String| {
+            std::iter::once(first)
+                .chain((1..n).map(term))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        let _ = writeln!(
+            s,
+            "        let vstep = u.step0 + s;\n\
+             \x20       let sub = vstep / (2u * SPW);\n\
+             \x20       let rem = vstep % (2u * SPW);\n\
+             \x20       let replay = rem >= SPW;\n\
+             \x20       let pos = rem % SPW;\n\
+             \x20       let j = FIRST + sub * SPW + pos;\n\
+             \x20       if (pos == 0u) {{\n\
+             \x20           if (replay) {{"
+        );
+        for i in 0..n {
+            let _ = writeln!(s, "                x{i} = z{i};");
+        }
+        let _ = writeln!(s, "            }} else {{");
+        for i in 0..n {
+            let _ = writeln!(s, "                z{i} = x{i};");
+        }
+        let _ = writeln!(s, "            }}\n        }}");
+        self.rk4(s);
+        // Second pass: Σ (x − mean)², from the sub-window's first value on.
+        let _ = writeln!(s, "        if (replay) {{");
+        for i in 0..n {
+            let _ = writeln!(s, "            let dv{i} = x{i} - wmean;");
+        }
+        let sq = chain(
+            "select(wsq + dv0 * dv0, dv0 * dv0, pos == 0u)".to_string(),
+            &|i| format!("dv{i} * dv{i}"),
+        );
+        let _ = writeln!(
+            s,
+            "            wsq = {sq};\n\
+             \x20           if (pos == SPW - 1u) {{\n\
+             \x20               let v = wsq / {};\n\
+             \x20               bad = bad | !(abs(v) <= {});\n\
+             \x20               let g = sub / FIT;\n\
+             \x20               o[g] = o[g] + v;\n\
+             \x20           }}\n\
+             \x20       }} else {{",
+            self.lit((obs.steps_per_sub_window as usize * n - 1) as f64),
+            self.lit(self.max_finite()),
+        );
+        // First pass: Σ x, from the sub-window's first value on.
+        let sum = chain("select(wsum + x0, x0, pos == 0u)".to_string(), &|i| {
+            format!("x{i}")
+        });
+        let _ = writeln!(
+            s,
+            "            wsum = {sum};\n\
+             \x20           if (pos == SPW - 1u) {{\n\
+             \x20               wmean = wsum / {};\n\
+             \x20           }}",
+            self.lit((obs.steps_per_sub_window as usize * n) as f64),
+        );
+        // Every value is checked against a finite limit. With no limit only
+        // NaN and ±∞ fail, and one of them in the state makes the
+        // sub-window's variance NaN: the check of `v` catches it.
+        if obs.limit < self.max_finite() {
+            let _ = writeln!(s, "            bad = bad | !({});", self.valid(obs));
+        }
+        let _ = writeln!(s, "        }}");
+    }
+
+    /// Store the state (and the flag and statistics) for the next dispatch;
+    /// the observing kernel's last dispatch also writes the outputs.
+    fn store(&self, s: &mut String) {
+        let n = self.x0.len();
+        let d = self.observables();
+        let zero = self.lit(0.0);
+        let one = self.lit(1.0);
         for i in 0..n {
             let _ = writeln!(s, "    state[{i}u * stride + m] = x{i};");
         }
-        if observation.is_some() {
+        if self.observation().is_some() {
             let _ = writeln!(
                 s,
-                "    acc[{flag}u * stride + m] = select({zero}, {one}, bad);"
+                "    acc[{}u * stride + m] = select({zero}, {one}, bad);",
+                self.flag_row()
             );
         }
-        if observe {
-            for k in 0..d {
-                let _ = writeln!(s, "    acc[{k}u * stride + m] = o[{k}];");
-            }
+        if !matches!(self.kernel, Kernel::Observe(_)) {
+            return;
+        }
+        for k in 0..d {
+            let _ = writeln!(s, "    acc[{k}u * stride + m] = o[{k}];");
+        }
+        let _ = writeln!(
+            s,
+            "    acc[{}u * stride + m] = wsum;\n    acc[{}u * stride + m] = wmean;\n    acc[{}u * stride + m] = wsq;",
+            d,
+            d + 1,
+            d + 2,
+        );
+        for i in 0..n {
             let _ = writeln!(
                 s,
-                "    acc[{}u * stride + m] = wmean;\n    acc[{}u * stride + m] = wm2;",
-                d,
-                d + 1,
-            );
-            let _ = writeln!(s, "    if (u.step0 + u.steps == LAST) {{");
-            for k in 0..d {
-                let _ = writeln!(s, "        outputs[m * {}u + {k}u] = o[{k}];", d + 1);
-            }
-            let _ = writeln!(
-                s,
-                "        outputs[m * {}u + {d}u] = select({zero}, {one}, bad);\n    }}",
-                d + 1
+                "    acc[{}u * stride + m] = z{i};",
+                d + ACC_STAT_ROWS + i
             );
         }
-        let _ = writeln!(s, "}}");
-        s
+        let _ = writeln!(s, "    if (u.step0 + u.steps == VEND) {{");
+        for k in 0..d {
+            let _ = writeln!(s, "        outputs[m * {}u + {k}u] = o[{k}];", d + 1);
+        }
+        let _ = writeln!(
+            s,
+            "        outputs[m * {}u + {d}u] = select({zero}, {one}, bad);\n    }}",
+            d + 1
+        );
     }
 
     fn kernel_name(&self) -> &'static str {
@@ -325,63 +500,6 @@ impl KernelSpec {
             Kernel::Spinup(_) => "spin-up before the observed window",
             Kernel::Observe(_) => "observed window",
         }
-    }
-
-    /// The statistics of one observed step: the step's mean and squared
-    /// deviations (two passes over the sites in registers), merged into the
-    /// running mean/M2 of the sub-window (Chan et al.'s pairwise update), and
-    /// the check of every state value.
-    fn observe(&self, s: &mut String, obs: &Observation) {
-        let n = self.x0.len();
-        let t = self.ty();
-        let nt = self.lit(n as f64);
-        let max_finite = self.lit(self.max_finite());
-        let sum = (0..n)
-            .map(|i| format!("x{i}"))
-            .collect::<Vec<_>>()
-            .join(" + ");
-        let _ = writeln!(
-            s,
-            "        let pos = (j - FIRST) % SPW;\n\
-             \x20       let sm = ({sum}) / {nt};"
-        );
-        for i in 0..n {
-            let _ = writeln!(s, "        let d{i} = x{i} - sm;");
-        }
-        let sq = (0..n)
-            .map(|i| format!("d{i} * d{i}"))
-            .collect::<Vec<_>>()
-            .join(" + ");
-        let denominator = self.lit((obs.steps_per_sub_window as usize * n - 1) as f64);
-        let _ = writeln!(
-            s,
-            "        let sq = {sq};\n\
-             \x20       if (pos == 0u) {{\n\
-             \x20           wmean = sm;\n\
-             \x20           wm2 = sq;\n\
-             \x20       }} else {{\n\
-             \x20           let na = {t}(pos) * {nt};\n\
-             \x20           let tot = na + {nt};\n\
-             \x20           let delta = sm - wmean;\n\
-             \x20           wmean = wmean + delta * ({nt} / tot);\n\
-             \x20           wm2 = wm2 + sq + delta * delta * (na * {nt} / tot);\n\
-             \x20       }}\n\
-             \x20       {}\n\
-             \x20       if (pos == SPW - 1u) {{\n\
-             \x20           let v = wm2 / {denominator};\n\
-             \x20           bad = bad | !(abs(v) <= {max_finite});\n\
-             \x20           let g = (j - FIRST) / GROUP;\n\
-             \x20           o[g] = o[g] + v;\n\
-             \x20       }}",
-            // Every value is checked against a finite limit. With no limit
-            // only NaN and ±∞ fail, and one of them in the state makes the
-            // sub-window's variance NaN: the check of `v` catches it.
-            if obs.limit < self.max_finite() {
-                format!("bad = bad | !({});", self.valid(obs))
-            } else {
-                String::new()
-            }
-        );
     }
 }
 
@@ -452,8 +570,32 @@ mod tests {
     fn observation_constants_are_baked_in() {
         let text = spec(true).wgsl();
         assert!(text.contains("const FIRST: u32 = 10u;"));
-        assert!(text.contains("const LAST: u32 = 21u;"));
-        assert!(text.contains("const GROUP: u32 = 6u;"));
-        assert!(text.contains("wm2 / 14.0lf"));
+        // 12 observed steps, each sub-window run twice.
+        assert!(text.contains("const VEND: u32 = 24u;"));
+        assert!(text.contains("const SPW: u32 = 3u;"));
+        assert!(text.contains("const FIT: u32 = 2u;"));
+        // 3 steps × 5 sites: the mean divides by 15, the variance by 14.
+        assert!(text.contains("wmean = wsum / 15.0lf;"), "{text}");
+        assert!(text.contains("let v = wsq / 14.0lf;"), "{text}");
+    }
+
+    /// The sums run over the sites in order, left to right, continuing the
+    /// running sum of the sub-window (or starting from its first value): the
+    /// CPU's `Iterator::sum` over the sub-window's values.
+    #[test]
+    fn window_sums_are_in_the_cpus_order() {
+        let text = spec(true).wgsl();
+        assert!(
+            text.contains("wsum = select(wsum + x0, x0, pos == 0u) + x1 + x2 + x3 + x4;"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "wsq = select(wsq + dv0 * dv0, dv0 * dv0, pos == 0u) + dv1 * dv1 + dv2 * dv2 \
+                 + dv3 * dv3 + dv4 * dv4;"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("let dv3 = x3 - wmean;"), "{text}");
     }
 }

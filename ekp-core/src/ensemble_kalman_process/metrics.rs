@@ -15,13 +15,22 @@ use crate::scheduler::member_misfits;
 /// `bayes_loss` and `crps` are absent (`None`) in states saved by versions
 /// that did not compute them. Differences from EKP.jl: `bayes_loss` takes the
 /// parameter mean of the ensemble that produced the outputs (EKP.jl: of the
-/// updated ensemble, after the update), and `crps` uses the plain sample
-/// statistics for every process (EKP.jl weights UKI's sigma points).
+/// updated ensemble, after the update) and always the process's own prior
+/// (EKP.jl's `Inversion()` and `TransformInversion()`, built without a prior,
+/// estimate `m₀` and `Σ₀` from the initial ensemble instead; ekp's processes
+/// always carry the prior, so they compute what EKP.jl computes when given
+/// one, e.g. `Inversion(prior; impose_prior = false)`); `crps` uses the plain
+/// sample statistics for every process (EKP.jl weights UKI's sigma points).
+/// For UKI/UTKI, as in EKP.jl, the loss is taken at the weighted output mean
+/// and `avg_rmse` is `√loss` ([`compute_unscented`](Self::compute_unscented)):
+/// the RMSEs of single sigma points mean nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorMetrics {
     /// The data misfit at the ensemble mean: `(1/d) (y − ḡ)ᵀ Γ⁻¹ (y − ḡ)`.
     pub loss: f64,
-    /// The mean over members of `√((1/d) (y − g_j)ᵀ Γ⁻¹ (y − g_j))`.
+    /// The mean over members of `√((1/d) (y − g_j)ᵀ Γ⁻¹ (y − g_j))`; for
+    /// UKI/UTKI `√loss`, the RMSE at the weighted mean (EKP.jl's
+    /// `compute_average_rmse` for its unscented processes).
     pub avg_rmse: f64,
     /// `(1/d) ‖y − ḡ‖²`.
     pub unweighted_loss: f64,
@@ -49,6 +58,16 @@ impl ErrorMetrics {
     /// weighted mean) instead of the plain column mean.
     pub fn compute_with_mean(g: &DMatrix<f64>, gbar: &DVector<f64>, obs: &Observation) -> Self {
         Self::compute_inner(g, gbar, obs, false, None)
+    }
+
+    /// The metrics of UKI/UTKI's sigma points `g` (`d × n`, successful
+    /// points only) with their weighted mean `gbar`: the loss at `gbar`, and
+    /// `avg_rmse = √loss` (EKP.jl's `compute_average_rmse` for `Unscented`
+    /// and `TransformUnscented`).
+    pub fn compute_unscented(g: &DMatrix<f64>, gbar: &DVector<f64>, obs: &Observation) -> Self {
+        let mut metrics = Self::compute_with_mean(g, gbar, obs);
+        metrics.avg_rmse = metrics.loss.sqrt();
+        metrics
     }
 
     /// The metrics; `plain_mean` when `gbar` is the column mean of `g`, so

@@ -68,13 +68,22 @@ impl EnsembleKalmanProcess {
         }
         let imputation = impute_over_nonfinite(g_all, self.nan_tolerance, all.values());
         let ok = imputation.successful();
-        let metrics = ErrorMetrics::compute(&select_columns(&imputation.outputs, &ok), &all)
-            .with_prior(
-                all.dim(),
-                &self.run_mean(&ok),
-                &self.prior.mean(),
-                &self.prior.std().map(|s| s * s),
-            );
+        let g_ok = select_columns(&imputation.outputs, &ok);
+        // UKI/UTKI: at the weighted mean of the sigma points, as an update.
+        let weighted = self
+            .process
+            .unscented()
+            .and_then(|s| s.successful_mean(self.ensemble().nrows(), &imputation.outputs, &ok));
+        let metrics = match weighted {
+            Some(g_mean) => ErrorMetrics::compute_unscented(&g_ok, &g_mean, &all),
+            None => ErrorMetrics::compute(&g_ok, &all),
+        }
+        .with_prior(
+            all.dim(),
+            &self.run_mean(&ok),
+            &self.prior.mean(),
+            &self.prior.std().map(|s| s * s),
+        );
         Ok(Assessment {
             failed: imputation.failed,
             imputed: imputation.imputed,

@@ -218,8 +218,8 @@ impl EnsembleKalmanProcess {
         })?;
         let (sigma, g_mean) =
             state.update(settings, transform, self.ensemble(), g, successful, obs, dt)?;
-        // EKP.jl's loss of UKI is at the weighted output mean.
-        let metrics = ErrorMetrics::compute_with_mean(g_ok, &g_mean, obs).with_prior(
+        // EKP.jl's loss of UKI is at the weighted output mean, its RMSE √loss.
+        let metrics = ErrorMetrics::compute_unscented(g_ok, &g_mean, obs).with_prior(
             obs.dim(),
             &self.run_mean(successful),
             &self.prior.mean(),

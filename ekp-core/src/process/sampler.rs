@@ -31,16 +31,17 @@ use crate::localization::Localizer;
 use crate::observation::Observation;
 use crate::scheduler::Scheduler;
 
-/// Which sampler.
+/// Which sampler. The default is ALDI, as EKP.jl's `Sampler(prior)`
+/// (`sampler_type = "aldi"`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SamplerType {
     /// The ensemble Kalman sampler (Garbuno-Inigo et al. 2020).
-    #[default]
     Eks,
     /// Affine-invariant interacting Langevin dynamics (Garbuno-Inigo,
     /// Nüsken & Reich 2020): a finite-sample correction and ensemble
-    /// square-root noise.
+    /// square-root noise. The default, as in EKP.jl.
+    #[default]
     Aldi,
 }
 
@@ -58,7 +59,7 @@ impl SamplerType {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sampler {
-    /// EKS (default) or ALDI.
+    /// ALDI (default, as EKP.jl's `Sampler(prior)`) or EKS.
     pub sampler_type: SamplerType,
 }
 

@@ -5,6 +5,22 @@
 //! `u ← ū 1ᵀ + X (w 1ᵀ + √(n−1) Ω^{½})`. Every product involving `d` is
 //! `O(n² d)`; only `n × n` matrices are factorised. With `impose_prior`, `g` is
 //! extended by `u`, `y` by the prior mean and `Γ` by `Σ₀`.
+//!
+//! `I + Δt Yᵀ Γ⁻¹ Y` is inverted as it is, without `√ε` on its diagonal: its
+//! eigenvalues are all at least 1, so it needs no regularisation, and
+//! EKP.jl's `etki_update` — which calls `add_diagonal_regularization!` on a
+//! slice, i.e. on a copy — effectively adds none (a `√ε` would move the
+//! update by up to ~1.4e-8).
+//!
+//! **Update groups**: a group's outputs are fitted with the group's block
+//! `Γ_gg` of `Γ`, inverted (`Γ_gg⁻¹`): the noise of the data the group sees,
+//! as EKP.jl's EKI (and ekp's EKI) use it. **Deliberate difference from
+//! EKP.jl**, whose `etki_update` takes the block `(Γ⁻¹)_gg` of the inverse of
+//! the whole `Γ` instead — the precision of the group's data *given* the
+//! other groups' data, which the group does not see. The two agree for a
+//! block-diagonal `Γ` (no correlation between groups' outputs, always the
+//! case for a diagonal `Γ`); with correlated outputs EKP.jl's ETKI weighs the
+//! group's data more than its marginal noise warrants (`(Γ⁻¹)_gg ⪰ Γ_gg⁻¹`).
 
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -168,9 +184,11 @@ fn finish(
         s += x.transpose() * &gy_u;
         rhs += gy_u.transpose() * (pb.mean - &u_mean);
     }
-    let reg = f64::EPSILON.sqrt();
+    // No √ε on the diagonal: `I + Δt Yᵀ Γ⁻¹ Y` has every eigenvalue ≥ 1, and
+    // EKP.jl's `add_diagonal_regularization!` acts on a copy of it, so it adds
+    // none either (see the module documentation).
     for i in 0..n {
-        s[(i, i)] += 1.0 + reg;
+        s[(i, i)] += 1.0;
     }
     let (omega, omega_sqrt) = sym_inverse_and_sqrt(s).ok_or(EkpError::Singular {
         what: "I + Δt Yᵀ Γ⁻¹ Y",

@@ -42,10 +42,20 @@
 //!
 //! **UTKI** replaces the analysis by its Woodbury form: with weighted
 //! perturbations `X_i = √w_i (u_i − m̂)`, `Y_i = √w_i (g_i − ĝ)` (`i ≥ 1`, the
-//! centre column zero), `Ω = (I + Yᵀ Σ_ν⁻¹ Y Δt + √ε I)⁻¹`,
+//! centre column zero), `Ω = (I + Yᵀ Σ_ν⁻¹ Y Δt)⁻¹`,
 //! `m = m̂ + X Ω Yᵀ Σ_ν⁻¹ Δt (y − ĝ)`, `C = X Ω Xᵀ`: only `N × N` systems are
 //! solved, and `Γ` only through solves (large `d`). With `impose_prior` the
-//! prior block is scaled by 2 as for UKI (EKP.jl: unscaled).
+//! prior block is scaled by 2 as for UKI (EKP.jl: unscaled). As in EKP.jl no
+//! `√ε` is added to `I + Yᵀ Σ_ν⁻¹ Y Δt` (its eigenvalues are at least 1;
+//! EKP.jl's call to `add_diagonal_regularization!` acts on a copy).
+//!
+//! **A failed centre point** (UTKI): only the centre's column is zeroed — a
+//! successful off-centre point always contributes `√w_i (u_i − m̂)`, as in
+//! UKI's covariances, so UTKI stays UKI's Woodbury form when the centre
+//! fails. **Deliberate difference from EKP.jl**, whose
+//! `construct_successful_perturbation` zeroes the *first successful* column,
+//! assuming it is the centre: when the centre has failed it drops a real
+//! sigma point (and disagrees with its own UKI).
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::{Deserialize, Serialize};
@@ -146,6 +156,25 @@ impl Unscented {
     /// The ensemble size for `p` parameters: `2p + 1` or `p + 2`.
     pub fn ensemble_size(&self, p: usize) -> usize {
         self.sigma_points.count(p)
+    }
+
+    /// The weighted mean of the outputs `g` (`d × N`, one column per sigma
+    /// point of `p` parameters) over the successful points `ok`, with the
+    /// weights rescaled over them as in an update; `None` when `g` does not
+    /// have one column per sigma point or `ok` names a point that is not.
+    pub(crate) fn successful_mean(
+        &self,
+        p: usize,
+        g: &DMatrix<f64>,
+        ok: &[usize],
+    ) -> Option<DVector<f64>> {
+        let n = self.ensemble_size(p);
+        if g.ncols() != n || ok.is_empty() || ok.iter().any(|&j| j >= n) {
+            return None;
+        }
+        let (wm, _) = self.weights(p).successful(ok);
+        let g_ok = DMatrix::from_fn(g.nrows(), ok.len(), |i, j| g[(i, ok[j])]);
+        Some(g_ok * wm)
     }
 
     /// The quadrature weights for `p` parameters.
@@ -576,9 +605,10 @@ fn analysis_transform(
         s += x.transpose() * &gx;
         rhs += gx.transpose() * (m0 - u_mean);
     }
-    let reg = f64::EPSILON.sqrt();
+    // No √ε: every eigenvalue of I + Yᵀ Σ_ν⁻¹ Y Δt is at least 1 (EKP.jl's
+    // regularisation of it acts on a copy and adds nothing either).
     for i in 0..n {
-        s[(i, i)] += 1.0 + reg;
+        s[(i, i)] += 1.0;
     }
     let (omega, _) = sym_inverse_and_sqrt(s).ok_or(EkpError::Singular {
         what: "I + Yᵀ Σ_ν⁻¹ Y Δt",
