@@ -8,6 +8,7 @@
 //! | [`worker`] | the user's program as long-lived workers, one JSON line per member |
 //! | [`batch`] | the user's program, many members per process (CSV in, CSV out) |
 //! | [`gpu`] | Lorenz 96 on a GPU through wgpu |
+//! | [`launcher`] | any of them as `srun` job steps of a SLURM allocation (`run --launcher srun`) |
 //!
 //! [`program`] holds what the three program models share, [`template`] the
 //! input templates they write into member folders.
@@ -21,6 +22,7 @@ pub mod builtin;
 pub mod command;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod launcher;
 pub mod program;
 pub mod template;
 pub mod worker;
@@ -243,7 +245,10 @@ pub fn no_gpu() -> InputError {
 
 /// `4 processes`, or `processes, one per core`, for `what` = `processes`.
 fn ev_jobs(workers: Option<usize>, what: &str) -> String {
-    workers.map_or_else(|| format!("{what}, one per core"), |n| format!("{n} {what}"))
+    workers.map_or_else(
+        || format!("{what}, one per core"),
+        |n| format!("{n} {what}"),
+    )
 }
 
 /// A rayon pool of `threads` threads (default: one per core).
