@@ -28,7 +28,8 @@
 # port, all at 127.0.0.1 (Debian's 22.05 build allows that; no network
 # namespaces are needed). Job steps see their node in $SLURMD_NODENAME. There
 # is no accounting: read job states with `squeue -h -j ID -t all -o '%i|%T'`
-# or `scontrol show job ID`.
+# or `scontrol show job ID`. A job requeued after a node failure waits
+# cred_expire (here 15 s; SLURM's default 120 s) before it starts again.
 #
 # Daemons run as the calling user; as root (CI) that is root. Ports
 # $EKP_SLURM_PORT (slurmctld) and the K after it (one per slurmd; default
@@ -148,7 +149,7 @@ SlurmUser=$user
 SlurmdUser=$user
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$prefix/munge/munge.socket
+AuthInfo=socket=$prefix/munge/munge.socket,cred_expire=15
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -339,7 +340,7 @@ nodes)
     ;;
 env) echo "export SLURM_CONF=$conf" ;;
 *)
-    sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
