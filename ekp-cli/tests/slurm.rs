@@ -223,7 +223,10 @@ fn a_chain_with_several_members_per_task_runs_a_worker_model_to_the_local_result
         .replace("iterations = 4", "iterations = 2")
         .replace(
             "program = \"./decay_worker.py\"",
-            &format!("program = \"{}\"", examples.join("decay_worker.py").display()),
+            &format!(
+                "program = \"{}\"",
+                examples.join("decay_worker.py").display()
+            ),
         );
     std::fs::write(t.join("cal.toml"), cfg).unwrap();
     ok(&ekp(
