@@ -32,12 +32,15 @@ if ((${#missing[@]})); then
     fi
 fi
 
-# The SLURM tests (ekp-cli/tests/slurm.rs) run against a one-node cluster on
-# localhost: scripts/slurm-local.sh installs Debian's packages (as root) and
-# starts it, and it is stopped at the end if it was started here. Without it
-# those tests report themselves skipped (unless EKP_REQUIRE_SLURM=1, as in CI).
+# The SLURM tests (ekp-cli/tests/slurm.rs, slurm_nodes.rs) run against a
+# cluster of 3 nodes on localhost (EKP_SLURM_NODES): scripts/slurm-local.sh
+# installs Debian's packages (as root) and starts it, and it is stopped at the
+# end if it was started here. A cluster already running there is used as it
+# is (slurm_nodes.rs then starts a 3-node one of its own beside it if it has
+# fewer nodes). Without a cluster those tests report themselves skipped
+# (unless EKP_REQUIRE_SLURM=1, as in CI).
 slurm_started=0
-slurm_start=(start)
+slurm_start=(start --nodes "${EKP_SLURM_NODES:-3}")
 if [ "$(id -u)" = 0 ]; then slurm_start+=(--install); fi
 if scripts/slurm-local.sh status >/dev/null 2>&1; then
     :
@@ -45,6 +48,10 @@ elif scripts/slurm-local.sh "${slurm_start[@]}" >/dev/null; then
     slurm_started=1
 else
     echo "test.sh: NOTICE: no local SLURM cluster (scripts/slurm-local.sh start failed): SLURM tests will be skipped" >&2
+fi
+if [ "$(scripts/slurm-local.sh nodes 2>/dev/null | wc -l)" -ge 3 ]; then
+    # The multi-node tests use this cluster too.
+    export EKP_SLURM_PREFIX=${EKP_SLURM_PREFIX:-/tmp/ekp-slurm}
 fi
 
 log=$(mktemp)

@@ -64,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         seed: None,
         resume: false,
         overwrite: false,
+        launch: Default::default(),
     };
     let options = RunOptions {
         backend: Backend::Threads,

@@ -148,6 +148,9 @@ pub struct RunArgs {
     /// `model.timeout`). A member past it is killed and counts as failed.
     #[arg(long, value_name = "T", value_parser = crate::config::parse_duration)]
     pub member_timeout: Option<std::time::Duration>,
+    /// --launcher and the flags of `--launcher srun`.
+    #[command(flatten)]
+    pub launch: crate::models::launcher::LaunchArgs,
 }
 
 /// Arguments of `prior`.
@@ -239,6 +242,12 @@ pub struct ForwardArgs {
     /// model is stopped when it runs longer.
     #[arg(long, value_name = "T", value_parser = crate::config::parse_duration)]
     pub member_timeout: Option<std::time::Duration>,
+    /// Run nothing: record each selected member that has no outcome yet as
+    /// failed with the cause REASON (what the SLURM chain's tasks do when
+    /// SLURM requeued them after node failures more often than `slurm
+    /// --retries` allows).
+    #[arg(long, value_name = "REASON")]
+    pub lost: Option<String>,
 }
 
 /// Arguments of `update`.

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::folder::MemberState;
 use crate::folder::member::STATUS_FILE;
 use crate::models::RunOptions;
-use crate::workflow::forward::{Forwarded, Selection, forward as run_forward};
+use crate::workflow::forward::{Forwarded, Selection, forward as run_forward, mark_lost};
 
 use super::say;
 
@@ -25,17 +25,20 @@ pub(super) fn forward(args: ForwardArgs) -> Result<()> {
         jobs: args.jobs,
         member_timeout: args.member_timeout,
     };
-    let ran =
-        run_forward(&args.dir, args.iteration, &selection, &options).map_err(|e| match e {
-            Error::Interrupted { signal, name, .. } => Error::Interrupted {
-                signal,
-                name,
-                hint: "the members not finished were stopped and not recorded (they count as \
+    let ran = match &args.lost {
+        Some(reason) => mark_lost(&args.dir, args.iteration, &selection, reason),
+        None => run_forward(&args.dir, args.iteration, &selection, &options),
+    };
+    let ran = ran.map_err(|e| match e {
+        Error::Interrupted { signal, name, .. } => Error::Interrupted {
+            signal,
+            name,
+            hint: "the members not finished were stopped and not recorded (they count as \
                    missing)"
-                    .into(),
-            },
-            other => other,
-        })?;
+                .into(),
+        },
+        other => other,
+    })?;
     match ran {
         Forwarded::Complete { iterations } => say(&format!(
             "nothing to run: the calibration completed at iteration {iterations} ({iterations} \

@@ -205,6 +205,7 @@ pub(super) fn run(args: RunArgs, quiet: bool) -> Result<()> {
         seed: args.seed,
         resume: args.resume,
         overwrite: args.overwrite,
+        launch: args.launch.clone(),
     };
     let options = RunOptions {
         backend: args.backend,

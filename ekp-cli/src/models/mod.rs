@@ -8,6 +8,7 @@
 //! | [`worker`] | the user's program as long-lived workers, one JSON line per member |
 //! | [`batch`] | the user's program, many members per process (CSV in, CSV out) |
 //! | [`gpu`] | Lorenz 96 on a GPU through wgpu |
+//! | [`launcher`] | any of them as `srun` job steps of a SLURM allocation (`run --launcher srun`) |
 //!
 //! [`program`] holds what the three program models share, [`template`] the
 //! input templates they write into member folders.
@@ -21,6 +22,7 @@ pub mod builtin;
 pub mod command;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod launcher;
 pub mod program;
 pub mod template;
 pub mod worker;

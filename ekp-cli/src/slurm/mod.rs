@@ -20,6 +20,14 @@
 //! again after a chain stopped resumes it; members of that iteration that are
 //! already done are not run again.
 //!
+//! A node that fails mid-iteration takes its tasks with it: the forward
+//! arrays and update jobs are `--requeue`, so SLURM runs a lost task again
+//! (on another node), and a task requeued more than `--retries` times
+//! records its members not yet done as failed with the cause "node
+//! failure" (`forward --lost`) instead of running them: the update's
+//! failure policy then deals with them, and the chain never waits on a dead
+//! node. `forward` is safe to repeat.
+//!
 //! Every value that goes into a script is checked first (no control
 //! characters: a newline in `--partition` must not become a command of the
 //! job) and quoted where it is written; see `script.rs`.
@@ -119,6 +127,21 @@ pub struct SlurmArgs {
     /// reachable from the compute nodes.
     #[arg(long, value_name = "PATH")]
     pub ekp_cli: Option<PathBuf>,
+    /// A shell line every job runs before ekp-cli, e.g. --setup 'module load
+    /// julia/1.10' or --setup 'source /shared/venv/bin/activate' (repeatable,
+    /// run in order; a failing line fails the job).
+    #[arg(long, value_name = "LINE")]
+    pub setup: Vec<String>,
+    /// GPUs of each member task (`--gpus-per-task`; with --backend gpu, or
+    /// for a program model that uses one).
+    #[arg(long, value_name = "N")]
+    pub gpus_per_task: Option<usize>,
+    /// A member task whose node fails is requeued by SLURM (`--requeue`) and
+    /// runs again, at most K times (default 1); after that, its members not
+    /// yet recorded count as failed with the cause "node failure", never as
+    /// model failures, and the chain goes on.
+    #[arg(long, value_name = "K")]
+    pub retries: Option<usize>,
     /// Seconds between squeue polls with --wait.
     #[arg(long, value_name = "S", default_value_t = 5.0)]
     pub poll: f64,

@@ -41,6 +41,22 @@ fn check_numbers(args: &SlurmArgs) -> Result<()> {
     if args.throttle == Some(0) {
         return Err(InputError::Argument("--throttle must be at least 1".into()).into());
     }
+    if args.gpus_per_task == Some(0) {
+        return Err(InputError::Argument(
+            "--gpus-per-task must be at least 1 (leave it out for none)".into(),
+        )
+        .into());
+    }
+    if args
+        .retries
+        .is_some_and(|r| r > crate::models::launcher::MAX_RETRIES)
+    {
+        return Err(InputError::Argument(format!(
+            "--retries: at most {}",
+            crate::models::launcher::MAX_RETRIES
+        ))
+        .into());
+    }
     if args.members_per_task == Some(0) {
         return Err(InputError::Argument("--members-per-task must be at least 1".into()).into());
     }
@@ -87,6 +103,13 @@ pub fn options(args: &SlurmArgs, dir: &Path) -> Result<Options> {
         mem: checked("--mem", args.mem.as_ref())?,
         update_mem: checked("--update-mem", args.update_mem.as_ref())?,
         sbatch_args,
+        setup: args
+            .setup
+            .iter()
+            .map(|l| Value::new("--setup", l))
+            .collect::<std::result::Result<_, _>>()?,
+        gpus_per_task: args.gpus_per_task,
+        retries: args.retries.unwrap_or(1),
         dir: Value::path("--dir", dir)?,
         config: args
             .config

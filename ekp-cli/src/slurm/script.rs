@@ -176,6 +176,29 @@ impl Script {
         );
     }
 
+    /// `--setup` lines, each run through `eval` (the value single-quoted);
+    /// a failing one ends the job.
+    pub fn setup(&mut self, lines: &[Value]) {
+        for l in lines {
+            self.command(
+                "eval",
+                &[
+                    Word::Val(l),
+                    Word::Lit("|| { echo 'ekp: a --setup line failed' >&2; exit 1; }"),
+                ],
+            );
+        }
+    }
+
+    /// `if` a task SLURM requeued (after a node failure) more than `retries`
+    /// times: the lines up to [`Script::line`]`("fi")` run instead.
+    pub fn if_restarted_more_than(&mut self, retries: usize) {
+        let _ = writeln!(
+            self.text,
+            "if [ \"${{SLURM_RESTART_COUNT:-0}}\" -gt {retries} ]; then"
+        );
+    }
+
     /// A fixed line of shell text of this program.
     pub fn line(&mut self, line: &'static str) {
         self.text.push_str(line);
@@ -225,6 +248,12 @@ pub struct Options {
     pub precision: Option<Precision>,
     /// `--jobs` of `forward`.
     pub jobs: Option<usize>,
+    /// Shell lines every job runs first (`--setup`).
+    pub setup: Vec<Value>,
+    /// `--gpus-per-task` of the member tasks.
+    pub gpus_per_task: Option<usize>,
+    /// How often a member task may be requeued after a node failure.
+    pub retries: usize,
 }
 
 /// The `--backend` flag of `forward`, as a fixed word.
@@ -275,6 +304,12 @@ fn header(o: &Options, name: &Value, log: &Value, member_job: bool) -> Script {
     if let Some(t) = time {
         s.option("time", t);
     }
+    if member_job
+        && let Some(g) = o.gpus_per_task
+        && let Ok(v) = Value::new("--gpus-per-task", &g.to_string())
+    {
+        s.option("gpus-per-task", &v);
+    }
     if let Some(m) = mem {
         s.option("mem", m);
     }
@@ -282,6 +317,37 @@ fn header(o: &Options, name: &Value, log: &Value, member_job: bool) -> Script {
         s.argument(a);
     }
     s
+}
+
+/// The lines of a forward task that SLURM requeued after node failures
+/// more often than `--retries`: its members not yet recorded are recorded
+/// as failed ("node failure") instead of run again.
+fn lost_guard(s: &mut Script, o: &Options, it: usize, tasks: &[String]) -> Result<()> {
+    s.comment("a task SLURM requeued (its node failed) more often than --retries allows:");
+    s.comment("its members not recorded yet fail with the cause \"node failure\"");
+    s.if_restarted_more_than(o.retries);
+    let reason = Value::new(
+        "--retries",
+        &format!(
+            "node failure: its task was lost with its node {} time(s) (slurm --retries {})",
+            o.retries + 1,
+            o.retries
+        ),
+    )?;
+    let mut words = vec![
+        Word::Val(&o.exe),
+        Word::Lit("forward --dir"),
+        Word::Val(&o.dir),
+        Word::Lit("--iteration"),
+        Word::Num(it),
+    ];
+    if o.members_per_task > 1 && !tasks.is_empty() {
+        words.push(Word::Lit("--members \"$MEMBERS\""));
+    }
+    words.extend([Word::Lit("--lost"), Word::Val(&reason)]);
+    s.command("  exec", &words);
+    s.line("fi");
+    Ok(())
 }
 
 /// Where the scripts go, and their jobs so far.
@@ -340,6 +406,7 @@ impl Writer<'_> {
             .ok_or_else(|| anyhow::anyhow!("--config is needed to initialise the folder"))?;
         let (log, pattern) = self.log("init", false)?;
         let mut s = header(o, &Value::new("job-name", "ekp-init")?, &pattern, false);
+        s.setup(&o.setup);
         s.command(
             "exec",
             &[
@@ -358,6 +425,7 @@ impl Writer<'_> {
         let (log, pattern) = self.log(&format!("forward_{number}"), true)?;
         let name = Value::new("job-name", &format!("ekp-forward-{it}"))?;
         let mut s = header(o, &name, &pattern, true);
+        s.flag("requeue");
         let throttle = o.throttle.map(|t| format!("%{t}")).unwrap_or_default();
         let tasks = task_members(members, o.members_per_task);
         let array = if o.members_per_task > 1 {
@@ -397,6 +465,8 @@ impl Writer<'_> {
         if let Some(t) = o.member_timeout {
             words.extend([Word::Lit("--member-timeout"), Word::Seconds(t)]);
         }
+        s.setup(&o.setup);
+        lost_guard(&mut s, o, it, &tasks)?;
         s.command("exec", &words);
         let file = format!("forward_{number}.sbatch");
         self.job("forward", Some(it), &file, log, &s)
@@ -407,6 +477,8 @@ impl Writer<'_> {
         let (log, pattern) = self.log(&format!("update_{number}"), false)?;
         let name = Value::new("job-name", &format!("ekp-update-{it}"))?;
         let mut s = header(o, &name, &pattern, false);
+        s.flag("requeue");
+        s.setup(&o.setup);
         s.comment("members that SLURM killed before they could record anything (a node");
         s.comment("failure, the task's time limit) count as failed: the chain never stalls");
         s.command(
@@ -489,23 +561,7 @@ pub fn write_scripts(o: &Options, plan: &Plan, end: usize) -> Result<Vec<ChainJo
 
 /// `1-3,7,9-10` from sorted member numbers.
 pub fn array_spec(members: &[usize]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < members.len() {
-        let start = members[i];
-        let mut end = start;
-        while i + 1 < members.len() && members[i + 1] == end + 1 {
-            i += 1;
-            end = members[i];
-        }
-        out.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-        i += 1;
-    }
-    out.join(",")
+    crate::models::launcher::member_list(members)
 }
 
 #[cfg(test)]

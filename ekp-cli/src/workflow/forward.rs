@@ -119,28 +119,11 @@ pub fn forward(
     selection: &Selection,
     options: &RunOptions,
 ) -> Result<Forwarded> {
-    let folder = RunFolder::open(dir)?;
-    let ekp = folder.state()?;
-    let current = ekp.iterations();
-    let iteration = iteration.unwrap_or(current);
-    let n = folder.cal.ensemble_size;
-    let members = match selection {
-        Selection::One(member) => vec![member_number(*member, n)?],
-        Selection::Many(spec) => parse_members(spec, n)?,
+    let (folder, ekp, iteration, members) = match select(dir, iteration, selection)? {
+        Selected::Members(s) => *s,
+        Selected::Complete(iterations) => return Ok(Forwarded::Complete { iterations }),
     };
-    if iteration > current {
-        if folder.is_complete(&ekp) {
-            return Ok(Forwarded::Complete {
-                iterations: current,
-            });
-        }
-        return Err(InputError::Argument(format!(
-            "iteration {iteration} has no parameters yet: the newest iteration is {current} \
-             (`ekp-cli update --dir {}` makes the next one)",
-            dir.display()
-        ))
-        .into());
-    }
+    let current = ekp.iterations();
     let params = read_parameters(&folder, iteration, &members)?;
     // A time limit is for the user's program; the SLURM chain passes it
     // whatever the model, so for a built-in model it is noted, not refused.
@@ -167,6 +150,87 @@ pub fn forward(
         seconds: started.elapsed().as_secs_f64(),
         already_used: iteration < current,
         timeout_ignored,
+        folder: Box::new(folder),
+    })
+}
+
+/// What `forward` selected: the folder, its state, the iteration and the
+/// members; or the calibration is complete (updates applied).
+enum Selected {
+    Members(
+        Box<(
+            RunFolder,
+            ekp_core::EnsembleKalmanProcess,
+            usize,
+            Vec<usize>,
+        )>,
+    ),
+    Complete(usize),
+}
+
+/// Open `dir` and check the iteration and the members `forward` is asked
+/// to run.
+fn select(dir: &Path, iteration: Option<usize>, selection: &Selection) -> Result<Selected> {
+    let folder = RunFolder::open(dir)?;
+    let ekp = folder.state()?;
+    let current = ekp.iterations();
+    let iteration = iteration.unwrap_or(current);
+    let n = folder.cal.ensemble_size;
+    let members = match selection {
+        Selection::One(member) => vec![member_number(*member, n)?],
+        Selection::Many(spec) => parse_members(spec, n)?,
+    };
+    if iteration > current {
+        if folder.is_complete(&ekp) {
+            return Ok(Selected::Complete(current));
+        }
+        return Err(InputError::Argument(format!(
+            "iteration {iteration} has no parameters yet: the newest iteration is {current} \
+             (`ekp-cli update --dir {}` makes the next one)",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(Selected::Members(Box::new((
+        folder, ekp, iteration, members,
+    ))))
+}
+
+/// `forward --lost REASON`: run nothing; record each selected member that
+/// has no outcome yet as failed with `reason` (the SLURM chain's task that
+/// SLURM requeued more often than `--retries` after node failures).
+pub fn mark_lost(
+    dir: &Path,
+    iteration: Option<usize>,
+    selection: &Selection,
+    reason: &str,
+) -> Result<Forwarded> {
+    let (folder, ekp, iteration, members) = match select(dir, iteration, selection)? {
+        Selected::Members(s) => *s,
+        Selected::Complete(iterations) => return Ok(Forwarded::Complete { iterations }),
+    };
+    if reason.trim().is_empty() {
+        return Err(
+            InputError::Argument("--lost: give the cause (e.g. \"node failure\")".into()).into(),
+        );
+    }
+    models::launcher::record_lost(&folder, iteration, &members, reason)?;
+    let d = output_dim(&ekp);
+    let states = members
+        .iter()
+        .map(|&m| {
+            (
+                m,
+                member::classify(&folder.layout.member_dir(iteration, m), d),
+            )
+        })
+        .collect();
+    Ok(Forwarded::Ran {
+        iteration,
+        members: states,
+        seconds: 0.0,
+        already_used: iteration < ekp.iterations(),
+        timeout_ignored: false,
         folder: Box::new(folder),
     })
 }

@@ -31,6 +31,7 @@ use crate::error::{Error, InputError, Result};
 use crate::folder::lock::LockGuard;
 use crate::folder::{self, LOCK_FILE, MadeBy, Occupant, RunFolder};
 use crate::io::content_hash;
+use crate::models::launcher::LaunchArgs;
 use crate::models::{self, RunOptions};
 
 /// What `run` was asked to do with its folder.
@@ -47,6 +48,8 @@ pub struct RunRequest {
     pub resume: bool,
     /// Replace whatever calibration `output` holds.
     pub overwrite: bool,
+    /// Where the members run: here, or as job steps of a SLURM allocation.
+    pub launch: LaunchArgs,
 }
 
 /// A claimed calibration folder, ready to drive.
@@ -106,7 +109,7 @@ pub fn prepare(req: &RunRequest, options: &RunOptions) -> Result<Prepared> {
         ));
     }
     let cal = calibration(req, &occupant)?;
-    let (evaluator, backend) = models::evaluator(&cal, options)?;
+    let (evaluator, backend) = models::launcher::evaluator(&cal, options, &req.launch)?;
     let observation = models::observation(&cal)?;
     let first = driver::start(&cal, observation)?;
     let hash = content_hash(cal.text.as_bytes());
