@@ -13,9 +13,10 @@ fn optional(v: Option<f64>) -> String {
 }
 
 /// The per-iteration table, printed to stdout: Δt, the data misfit (`loss`),
-/// the Bayesian loss (misfit plus prior term), the average RMSE over members,
+/// the Bayesian loss (misfit plus prior term), the members' average RMSE in
+/// units of the noise std (`rmse/σ`),
 /// the CRPS, and each parameter's constrained mean ± spread (or std: see
-/// [`super::number::spread_label`]), with significant digits.
+/// [`crate::report::number::spread_label`]), with significant digits.
 pub struct Table {
     names: Vec<String>,
     spread: &'static str,
