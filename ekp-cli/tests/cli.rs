@@ -318,9 +318,8 @@ fn the_default_calibration_on_the_gpu_recovers_the_truth_as_threads_does() {
         assert!((a - 2.5).abs() < 0.6, "{dir}: A = {a}");
     }
     // On a software adapter (no FMA contraction) the f64 kernel reproduces the
-    // CPU's outputs for the same parameters: compare the prior ensemble's
-    // outputs (later ensembles differ by rounding in θ, which the chaotic
-    // model amplifies over 55 736 steps into different statistics).
+    // CPU's outputs for the same parameters: here the prior ensemble's
+    // outputs; `tests/fidelity.rs` checks that a whole run is bit-identical.
     let out = ekp(
         &[
             "bench",
