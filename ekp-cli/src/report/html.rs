@@ -239,7 +239,7 @@ fn summary(h: &mut String, input: &ReportInput<'_>, plot_data: &PlotData) {
 
 /// The estimates of the newest ensemble: mean ± spread (or std), truth.
 fn estimates(h: &mut String, ekp: &EnsembleKalmanProcess, plot_data: &PlotData) {
-    let (mean, std) = constrained_summary(ekp, ekp.ensemble());
+    let (mean, std) = constrained_summary(ekp, ekp.iterations());
     let _ = write!(
         h,
         "<table>\n<thead><tr><th>parameter</th><th>estimate</th><th>± {}</th><th>truth</th>\
@@ -300,29 +300,9 @@ fn plots(h: &mut String, plot_data: &PlotData, svgs: &[(&str, String)]) {
 fn parameters(h: &mut String, ekp: &EnsembleKalmanProcess, plot_data: &PlotData) {
     h.push_str("<section id=\"parameters\">\n<h2>Parameters</h2>\n<h3>Prior</h3>\n");
     prior_rows(h, ekp.prior());
-    let (mean, std) = constrained_summary(ekp, ekp.ensemble());
-    let _ = write!(
-        h,
-        "<h3>Posterior (ensemble {})</h3>\n<table>\n<thead><tr><th>parameter</th><th>mean</th>\
-         <th>std</th><th>truth</th></tr></thead>\n<tbody>\n",
-        ekp.iterations()
-    );
-    for (i, n) in plot_data.names.iter().enumerate() {
-        let truth = plot_data
-            .truth
-            .as_ref()
-            .and_then(|t| t.get(i))
-            .map_or_else(|| "—".to_string(), |t| format!("{t}"));
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(n),
-            sig(mean[i], 6),
-            sig(std[i], 3),
-            escape(&truth)
-        );
-    }
-    h.push_str("</tbody>\n</table>\n<p>Mean: the constrained transform of the unconstrained ensemble mean; std: over the constrained ensemble (as in result.toml).</p>\n</section>\n");
+    let _ = writeln!(h, "<h3>Posterior (ensemble {})</h3>", ekp.iterations());
+    estimates(h, ekp, plot_data);
+    h.push_str("<p>Estimate: the constrained transform of the unconstrained ensemble mean (as in result.toml and the CSV files); ± over the constrained ensemble.</p>\n</section>\n");
 }
 
 /// Draw the plots into `dir/plots/` and write `dir/report.html`. Returns the
@@ -349,6 +329,7 @@ mod tests {
         PlotData {
             names: vec!["a".into()],
             loss: vec![(0, 1.0)],
+            time: None,
             ensembles: vec![DMatrix::zeros(1, n)],
             truth: None,
             y: vec![1.0],

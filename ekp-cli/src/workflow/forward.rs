@@ -134,16 +134,7 @@ pub fn forward(
     let (ev, _) = models::evaluator(&folder.cal, &options)?;
     ev.run_members(&folder, iteration, &members, &params, &|_| {})?;
     drop(ev);
-    let d = output_dim(&ekp);
-    let states = members
-        .iter()
-        .map(|&m| {
-            (
-                m,
-                member::classify(&folder.layout.member_dir(iteration, m), d),
-            )
-        })
-        .collect();
+    let states = states_of(&folder, &ekp, iteration, &members);
     Ok(Forwarded::Ran {
         iteration,
         members: states,
@@ -215,16 +206,7 @@ pub fn mark_lost(
         );
     }
     models::launcher::record_lost(&folder, iteration, &members, reason)?;
-    let d = output_dim(&ekp);
-    let states = members
-        .iter()
-        .map(|&m| {
-            (
-                m,
-                member::classify(&folder.layout.member_dir(iteration, m), d),
-            )
-        })
-        .collect();
+    let states = states_of(&folder, &ekp, iteration, &members);
     Ok(Forwarded::Ran {
         iteration,
         members: states,
@@ -233,6 +215,25 @@ pub fn mark_lost(
         timeout_ignored: false,
         folder: Box::new(folder),
     })
+}
+
+/// Each of `members` (from 1) of `iteration` with its recorded state.
+fn states_of(
+    folder: &RunFolder,
+    ekp: &ekp_core::EnsembleKalmanProcess,
+    iteration: usize,
+    members: &[usize],
+) -> Vec<(usize, MemberState)> {
+    let d = output_dim(ekp);
+    members
+        .iter()
+        .map(|&m| {
+            (
+                m,
+                member::classify(&folder.layout.member_dir(iteration, m), d),
+            )
+        })
+        .collect()
 }
 
 /// The constrained parameters of `members` of `iteration`, read from their
