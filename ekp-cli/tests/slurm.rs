@@ -267,3 +267,123 @@ fn a_chain_with_several_members_per_task_runs_a_worker_model_to_the_local_result
         );
     }
 }
+
+#[test]
+fn status_shows_the_jobs_and_each_members_slurm_state() {
+    let Some(conf) = cluster() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    setup(t);
+    // A model slow enough to be seen running.
+    let slow = t.join("slow.sh");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\nsleep 2\nexec '{}' \"$@\"\n",
+            repo().join("examples/command-model/model.sh").display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let cfg = std::fs::read_to_string(t.join("cal.toml"))
+        .unwrap()
+        .replace("./flaky.sh", "./slow.sh");
+    std::fs::write(t.join("cal.toml"), cfg).unwrap();
+    ok(&ekp(
+        &["init", "--config", "cal.toml", "--dir", "d"],
+        t,
+        &conf,
+    ));
+    // 6 members, 2 per task: tasks 1, 2, 3 run members 1-2, 3-4, 5-6.
+    let said = ok(&ekp(
+        &[
+            "slurm",
+            "--dir",
+            "d",
+            "--iterations",
+            "1",
+            "--members-per-task",
+            "2",
+            "--jobs",
+            "1",
+            "--time",
+            "5",
+            "--submit",
+        ],
+        t,
+        &conf,
+    ));
+    let ids: Vec<String> = said
+        .lines()
+        .find_map(|l| l.strip_prefix("job ids: "))
+        .expect("job ids")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(ids.len(), 2, "forward 0 and update 0: {said}");
+
+    // While the chain runs, each member shows its task's state, the same
+    // for the members of one task.
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&ok(&ekp(args, t, &conf))).expect("status --json is JSON")
+    };
+    let v = json(&["status", "--dir", "d", "--json"]);
+    let jobs = v["slurm"]["jobs"].as_array().expect("slurm.jobs");
+    let listed: Vec<&str> = jobs.iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(jobs[0]["job"], "forward of iteration 0");
+    assert_eq!(jobs[1]["job"], "update of iteration 0");
+    let members = v["members"].as_array().unwrap();
+    let state = |m: usize| members[m - 1]["slurm_state"].as_str().map(String::from);
+    for m in 1..=6 {
+        let s = state(m).unwrap_or_else(|| panic!("member {m} has no SLURM state: {v}"));
+        assert!(
+            [
+                "PENDING",
+                "RUNNING",
+                "COMPLETING",
+                "COMPLETED",
+                "CONFIGURING"
+            ]
+            .iter()
+            .any(|k| s.starts_with(k)),
+            "member {m}: {s}"
+        );
+    }
+    for (a, b) in [(1, 2), (3, 4), (5, 6)] {
+        assert_eq!(state(a), state(b), "members {a} and {b} share a task: {v}");
+    }
+
+    let said = ok(&ekp(
+        &["slurm", "--dir", "d", "--wait", "--poll", "0.3"],
+        t,
+        &conf,
+    ));
+    assert!(said.contains("calibration at iteration 1"), "{said}");
+    let v = json(&["status", "--dir", "d", "--json", "--iteration", "0"]);
+    for j in v["slurm"]["jobs"].as_array().unwrap() {
+        assert_eq!(j["state"], "COMPLETED", "{v}");
+    }
+    for m in v["members"].as_array().unwrap() {
+        assert_eq!(m["slurm_state"], "COMPLETED", "{v}");
+        assert_eq!(m["state"], "done", "{v}");
+    }
+    let text = ok(&ekp(
+        &["status", "--dir", "d", "--iteration", "0"],
+        t,
+        &conf,
+    ));
+    assert!(text.contains("SLURM chain submitted"), "{text}");
+    assert!(
+        text.contains("member_001  done   (SLURM task COMPLETED)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("job {:<8}  forward of iteration 0", ids[0])),
+        "{text}"
+    );
+}

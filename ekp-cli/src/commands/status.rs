@@ -3,6 +3,7 @@
 use crate::cli::StatusArgs;
 use crate::error::Result;
 use crate::folder::{CONFIG_FILE, IterationRow, MemberState};
+use crate::slurm::{ChainView, chain_view};
 use crate::workflow::status::{Status, status as read_status};
 
 use super::say;
@@ -26,20 +27,38 @@ fn history_line(r: &IterationRow, note: &str) -> String {
 }
 
 /// The status as one JSON object (`status --json`); NaN metrics are `null`.
-fn status_json(s: &Status) -> serde_json::Value {
+/// With a SLURM chain: `slurm` lists its jobs' states, and each member its
+/// array task's `slurm_state` while squeue knows it.
+fn status_json(s: &Status, slurm: Option<&ChainView>) -> serde_json::Value {
     let folder = &s.folder;
     let members: Vec<serde_json::Value> = s
         .members
         .iter()
         .enumerate()
-        .map(|(j, m)| match m {
-            MemberState::Done(_) => serde_json::json!({ "member": j + 1, "state": "done" }),
-            MemberState::Failed { reason, .. } => {
-                serde_json::json!({ "member": j + 1, "state": "failed", "reason": reason })
+        .map(|(j, m)| {
+            let mut v = match m {
+                MemberState::Done(_) => serde_json::json!({ "member": j + 1, "state": "done" }),
+                MemberState::Failed { reason, .. } => {
+                    serde_json::json!({ "member": j + 1, "state": "failed", "reason": reason })
+                }
+                MemberState::Missing => {
+                    serde_json::json!({ "member": j + 1, "state": "missing" })
+                }
+            };
+            if let Some(state) = slurm.and_then(|c| c.member_state(s.shown, j + 1)) {
+                v["slurm_state"] = state.into();
             }
-            MemberState::Missing => serde_json::json!({ "member": j + 1, "state": "missing" }),
+            v
         })
         .collect();
+    let slurm = slurm.map(|c| {
+        serde_json::json!({
+            "submitted_unix": c.submitted_unix,
+            "jobs": c.jobs.iter().map(|j| serde_json::json!({
+                "job": j.job, "id": j.id, "state": j.state,
+            })).collect::<Vec<_>>(),
+        })
+    });
     let history: Vec<serde_json::Value> = s
         .rows
         .iter()
@@ -66,13 +85,37 @@ fn status_json(s: &Status) -> serde_json::Value {
         "shown_iteration": s.shown,
         "members": members,
         "history": history,
+        "slurm": slurm,
     })
+}
+
+/// `s` seconds as `42 s`, `5 min`, `3 h 2 min` or `2 d 4 h`.
+fn ago_text(s: u64) -> String {
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// The jobs of the SLURM chain submitted last, with squeue's states.
+fn say_chain(c: &ChainView) {
+    let ago = crate::io::unix_now().saturating_sub(c.submitted_unix);
+    say(&format!(
+        "\nSLURM chain submitted {} ago (slurm/chain.toml):",
+        ago_text(ago)
+    ));
+    for j in &c.jobs {
+        say(&format!("  job {:<8}  {:<22}  {}", j.id, j.job, j.state));
+    }
 }
 
 pub(super) fn status(args: StatusArgs) -> Result<()> {
     let s = read_status(&args.dir, args.iteration)?;
+    let slurm = chain_view(&s.folder.dir);
     if args.json {
-        say(&status_json(&s).to_string());
+        say(&status_json(&s, slurm.as_ref()).to_string());
         return Ok(());
     }
     let (folder, k) = (&s.folder, s.ekp.iterations());
@@ -106,11 +149,18 @@ pub(super) fn status(args: StatusArgs) -> Result<()> {
     ));
     for (j, m) in s.members.iter().enumerate() {
         let name = folder.layout.member_name(j + 1);
+        let task = slurm
+            .as_ref()
+            .and_then(|c| c.member_state(s.shown, j + 1))
+            .map_or_else(String::new, |t| format!("   (SLURM task {t})"));
         say(&match m {
-            MemberState::Done(_) => format!("  {name}  done"),
-            MemberState::Failed { reason, .. } => format!("  {name}  failed   {reason}"),
-            MemberState::Missing => format!("  {name}  missing"),
+            MemberState::Done(_) => format!("  {name}  done{task}"),
+            MemberState::Failed { reason, .. } => format!("  {name}  failed   {reason}{task}"),
+            MemberState::Missing => format!("  {name}  missing{task}"),
         });
+    }
+    if let Some(c) = &slurm {
+        say_chain(c);
     }
     say("\nmisfit history:");
     say(&format!(
@@ -129,4 +179,18 @@ pub(super) fn status(args: StatusArgs) -> Result<()> {
         say(&format!("  {k:>9}  (awaiting outputs)"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ago_text;
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(ago_text(0), "0 s");
+        assert_eq!(ago_text(59), "59 s");
+        assert_eq!(ago_text(61), "1 min");
+        assert_eq!(ago_text(3 * 3600 + 125), "3 h 2 min");
+        assert_eq!(ago_text(2 * 86_400 + 4 * 3600 + 5), "2 d 4 h");
+    }
 }

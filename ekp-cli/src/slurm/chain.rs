@@ -25,7 +25,7 @@ pub fn read_chain(dir: &Path) -> Option<Chain> {
 
 /// What squeue says about a job.
 #[derive(Debug)]
-enum Seen {
+pub(super) enum Seen {
     /// `(task, state)` per line (`123`, `123_4`, or `123_[5-20%4]` for
     /// pending array tasks).
     Known(Vec<(String, String)>),
@@ -35,7 +35,7 @@ enum Seen {
     Error(String),
 }
 
-fn job_states(id: &str) -> Seen {
+pub(super) fn job_states(id: &str) -> Seen {
     let out = match Command::new("squeue")
         .args(["-h", "-j", id, "-t", "all", "-o", "%i|%T"])
         .output()
@@ -101,7 +101,7 @@ fn is_terminal(state: &str) -> bool {
 }
 
 /// A summary of one job's tasks: `COMPLETED`, or `RUNNING 3, PENDING 17`.
-fn summarise(states: &[(String, String)]) -> String {
+pub(super) fn summarise(states: &[(String, String)]) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for (t, s) in states {
         *counts.entry(s.as_str()).or_default() += task_count(t);

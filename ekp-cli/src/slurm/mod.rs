@@ -34,11 +34,15 @@
 //!
 //! - `plan.rs`: the flags checked, and what the chain runs;
 //! - `script.rs`: the sbatch scripts and `submit.sh`;
-//! - `chain.rs`: submitting, `chain.toml`, following the jobs with squeue.
+//! - `chain.rs`: submitting, `chain.toml`, following the jobs with squeue;
+//! - `view.rs`: the jobs' and members' SLURM states for `ekp-cli status`.
 
 mod chain;
 mod plan;
 mod script;
+mod view;
+
+pub use view::{ChainView, JobView, chain_view};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -162,6 +166,11 @@ pub struct ChainJob {
     /// The SLURM job id, once submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// A forward array with `--members-per-task K`: the members of each task
+    /// (task `t` runs `tasks[t - 1]`, as `forward --members` reads it). Empty:
+    /// the task id is the member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
 }
 
 impl ChainJob {

@@ -367,6 +367,7 @@ impl Writer<'_> {
         file: &str,
         log: String,
         script: &Script,
+        tasks: Vec<String>,
     ) -> Result<()> {
         let path = self.slurm_dir.join(file);
         write_atomic(&path, script.text().as_bytes())?;
@@ -376,6 +377,7 @@ impl Writer<'_> {
             script: path.display().to_string(),
             log,
             id: None,
+            tasks,
         });
         Ok(())
     }
@@ -417,7 +419,7 @@ impl Writer<'_> {
                 Word::Val(&o.dir),
             ],
         );
-        self.job("init", None, "init.sbatch", log, &s)
+        self.job("init", None, "init.sbatch", log, &s, Vec::new())
     }
 
     fn forward(&mut self, it: usize, number: &str, members: &[usize]) -> Result<()> {
@@ -469,7 +471,12 @@ impl Writer<'_> {
         lost_guard(&mut s, o, it, &tasks)?;
         s.command("exec", &words);
         let file = format!("forward_{number}.sbatch");
-        self.job("forward", Some(it), &file, log, &s)
+        let listed = if o.members_per_task > 1 {
+            tasks
+        } else {
+            Vec::new()
+        };
+        self.job("forward", Some(it), &file, log, &s, listed)
     }
 
     fn update(&mut self, it: usize, number: &str) -> Result<()> {
@@ -493,7 +500,7 @@ impl Writer<'_> {
             ],
         );
         let file = format!("update_{number}.sbatch");
-        self.job("update", Some(it), &file, log, &s)
+        self.job("update", Some(it), &file, log, &s, Vec::new())
     }
 
     /// `submit.sh`: the same chain, for submitting by hand.
