@@ -188,6 +188,26 @@ fn unscented_result_reports_the_process_mean_and_covariance() {
     // ... which is not the plain mean of the (predicted) sigma points in general,
     // and the ensemble has 2p + 1 = 5 members.
     assert_eq!(state.ensemble_size(), 5);
+    // One distribution behind every number: the constrained mean and std of
+    // F and A (bounded below by 0: lognormal) are those of N(m_i, C_ii),
+    // not the spread of the sigma points (inflated by Σ_ω Δt).
+    for name in ["F", "A"] {
+        let p = &result["parameters"][name];
+        let (mu, sigma) = (
+            p["unconstrained_mean"].as_float().unwrap(),
+            p["unconstrained_std"].as_float().unwrap(),
+        );
+        let (mean, std) = (p["mean"].as_float().unwrap(), p["std"].as_float().unwrap());
+        let lognormal_std = (mu + 0.5 * sigma * sigma).exp() * (sigma * sigma).exp_m1().sqrt();
+        assert!(
+            (mean - mu.exp()).abs() <= 1e-12 * mean,
+            "{name}: {mean} vs e^{mu}"
+        );
+        assert!(
+            (std - lognormal_std).abs() <= 1e-10 * std,
+            "{name}: std {std}, lognormal std of N({mu}, {sigma}²) {lognormal_std}"
+        );
+    }
 }
 
 const LINEAR: &str = r#"

@@ -615,7 +615,7 @@ impl RunFolder {
                     finished_unix: 0,
                     metrics: ekp.metrics_history()[k],
                 });
-                let (mean, std) = constrained_summary(ekp, &ekp.u_history()[k]);
+                let (mean, std) = constrained_summary(ekp, k);
                 IterationRow {
                     iteration: k,
                     dt: Some(ekp.dt_history()[k]),

@@ -59,14 +59,33 @@ pub struct IterationRow {
     pub std: DVector<f64>,
 }
 
-/// Constrained mean (the transform of the unconstrained mean, EKP.jl's
-/// `get_ϕ_mean`) and standard deviation (over the constrained members) of an
-/// unconstrained ensemble `u`.
-pub fn constrained_summary(
-    ekp: &EnsembleKalmanProcess,
-    u: &DMatrix<f64>,
-) -> (DVector<f64>, DVector<f64>) {
+/// The constrained mean and standard deviation of ensemble `k` (0 = the
+/// prior's; past the newest, the newest) — the one definition every output
+/// (tables, CSV files, result.toml, report, plots) uses.
+///
+/// - Ensemble processes (EKI, ETKI, GNKI, sparse EKI, samplers): the mean is
+///   the constrained transform of the unconstrained ensemble mean (EKP.jl's
+///   `get_ϕ_mean`), the std is over the constrained members.
+/// - UKI/UTKI: the members are sigma points spread by the prediction's
+///   `Σ_ω Δt`, so both come from the process's own Gaussian `N(m_k, C_k)`
+///   (EKP.jl's `get_u_mean`, `get_u_cov`): the mean is `φ(m_k)`, the std that
+///   of `φ(u_i)` for `u_i ~ N(m_k,i, C_k,ii)` (closed form with none or one
+///   bound, quadrature with two), so `std` and result.toml's
+///   `unconstrained_std = √C_k,ii` describe the same distribution.
+pub fn constrained_summary(ekp: &EnsembleKalmanProcess, k: usize) -> (DVector<f64>, DVector<f64>) {
     let prior = ekp.prior();
+    if let Some(state) = ekp.unscented_state()
+        && let (Some(m), Some(c)) = (
+            state.mean_history().get(k).cloned(),
+            state.cov_history().get(k),
+        )
+        && m.len() == prior.dim()
+        && c.nrows() == prior.dim()
+    {
+        return gaussian_summary(prior, &m, c);
+    }
+    let history = ekp.u_history();
+    let u = &history[k.min(history.len() - 1)];
     let mean_u = ekp_core::linalg::column_mean(u);
     let mean = prior.to_constrained(&mean_u);
     let x = prior.to_constrained_matrix(u);
@@ -79,11 +98,33 @@ pub fn constrained_summary(
     (mean, std)
 }
 
+/// The constrained transform of the mean `m`, and each component's
+/// constrained std under its marginal `N(m_i, C_ii)`.
+fn gaussian_summary(
+    prior: &ekp_core::Prior,
+    m: &DVector<f64>,
+    c: &DMatrix<f64>,
+) -> (DVector<f64>, DVector<f64>) {
+    let constraints = prior.constraints();
+    let std = DVector::from_iterator(
+        m.len(),
+        constraints.iter().enumerate().map(|(i, &constraint)| {
+            let sigma = c[(i, i)].max(0.0).sqrt();
+            if sigma == 0.0 {
+                return 0.0;
+            }
+            ekp_core::ParameterPrior::from_unconstrained("u", m[i], sigma, constraint, 1)
+                .map_or(f64::NAN, |p| p.constrained_std())
+        }),
+    );
+    (prior.to_constrained(m), std)
+}
+
 impl IterationRow {
     /// The row of ensemble `record.iteration` of `ekp`'s history.
     pub fn from_record(ekp: &EnsembleKalmanProcess, record: &UpdateRecord) -> Option<Self> {
-        let u = ekp.u_history().get(record.iteration)?;
-        let (mean, std) = constrained_summary(ekp, u);
+        ekp.u_history().get(record.iteration)?;
+        let (mean, std) = constrained_summary(ekp, record.iteration);
         Some(Self {
             iteration: record.iteration,
             dt: record.dt,

@@ -88,8 +88,7 @@ mod indexmap_like {
 
 /// The contents of `result.toml` for a process (and its final loss).
 pub fn result_toml(ekp: &EnsembleKalmanProcess, final_loss: f64) -> anyhow::Result<String> {
-    let u = ekp.ensemble();
-    let (mean, std) = constrained_summary(ekp, u);
+    let (mean, std) = constrained_summary(ekp, ekp.iterations());
     let mean_u = ekp.unconstrained_mean();
     let cov_u = ekp.unconstrained_covariance();
     let std_u = cov_u.diagonal().map(f64::sqrt);

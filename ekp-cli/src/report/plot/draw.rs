@@ -96,65 +96,135 @@ pub(super) fn font(size: u32) -> FontDesc<'static> {
     (FAMILY, size).into_font()
 }
 
+/// The misfit figure: the loss per iteration, with the noise level (loss 1:
+/// the loss is `‖Γ^{-1/2}(y − ḡ)‖² / d`, whose mean at the truth is 1 when
+/// the data carry noise of covariance Γ); where a scheduler drives time, a
+/// second panel against the algorithm time.
 fn draw_misfit<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     d: &PlotData,
 ) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(err)?;
-    let pts: Vec<(f64, f64)> = d
-        .loss
-        .iter()
-        .filter(|(_, l)| l.is_finite())
-        .map(|&(k, l)| (k as f64, l))
-        .collect();
-    let xmax = d.loss.iter().map(|p| p.0).max().unwrap_or(0).max(1) as f64;
-    let x = -0.2..(xmax + 0.2);
-    let positive = !pts.is_empty() && pts.iter().all(|p| p.1 > 0.0);
-    let mut b = ChartBuilder::on(root);
-    b.caption("Data misfit per iteration", font(22))
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(80);
-    if positive {
-        let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        let c = b
-            .build_cartesian_2d(x, (lo / 1.5..hi * 1.5).log_scale())
-            .map_err(err)?;
-        misfit_series(c, &pts, xmax, "loss (log scale)")?;
-    } else {
-        let c = b
-            .build_cartesian_2d(x, padded(pts.iter().map(|p| p.1)))
-            .map_err(err)?;
-        misfit_series(c, &pts, xmax, "loss")?;
+    let by_iteration: Vec<(f64, f64)> = d.loss.iter().map(|&(k, l)| (k as f64, l)).collect();
+    match d.time.as_ref().filter(|t| t.len() == d.loss.len()) {
+        Some(time) => {
+            let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+            let by_time: Vec<(f64, f64)> = time
+                .iter()
+                .zip(&d.loss)
+                .map(|(&t, &(_, l))| (t, l))
+                .collect();
+            misfit_panel(
+                &left,
+                &by_iteration,
+                Axis::Iteration,
+                "Data misfit per iteration",
+            )?;
+            misfit_panel(
+                &right,
+                &by_time,
+                Axis::Time,
+                "Data misfit in algorithm time",
+            )?;
+        }
+        None => misfit_panel(
+            root,
+            &by_iteration,
+            Axis::Iteration,
+            "Data misfit per iteration",
+        )?,
     }
     root.present().map_err(err)
 }
 
-/// The misfit chart's mesh, line and points, on a linear or a log `y` axis.
-fn misfit_series<DB: DrawingBackend, Y>(
-    mut c: ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+/// The x axis of a misfit panel.
+#[derive(Clone, Copy)]
+enum Axis {
+    /// Iterations (whole-number ticks).
+    Iteration,
+    /// Algorithm time (the sum of the steps Δt).
+    Time,
+}
+
+/// The loss against `x` (iteration or time) on a log axis where every loss
+/// is positive, with the noise level marked.
+fn misfit_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    points: &[(f64, f64)],
+    axis: Axis,
+    caption: &str,
+) -> anyhow::Result<()> {
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(x, l)| x.is_finite() && l.is_finite())
+        .collect();
+    let xmax = pts.iter().map(|p| p.0).fold(0.0, f64::max).max(1.0);
+    let pad = 0.02 * xmax;
+    let x = -pad..(xmax + pad);
+    let positive = !pts.is_empty() && pts.iter().all(|p| p.1 > 0.0);
+    let mut b = ChartBuilder::on(area);
+    b.caption(caption, font(22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80);
+    if positive {
+        // The noise level (1) is always in view.
+        let lo = pts.iter().map(|p| p.1).fold(1.0, f64::min);
+        let hi = pts.iter().map(|p| p.1).fold(1.0, f64::max);
+        let c = b
+            .build_cartesian_2d(x, (lo / 1.5..hi * 1.5).log_scale())
+            .map_err(err)?;
+        misfit_series(c, &pts, axis, "loss (log scale)")
+    } else {
+        let c = b
+            .build_cartesian_2d(x, padded(pts.iter().map(|p| p.1).chain([1.0])))
+            .map_err(err)?;
+        misfit_series(c, &pts, axis, "loss")
+    }
+}
+
+/// The misfit chart's mesh, line, points and noise level, on a linear or a
+/// log `y` axis.
+fn misfit_series<'a, DB: DrawingBackend + 'a, Y>(
+    mut c: ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
     pts: &[(f64, f64)],
-    xmax: f64,
+    axis: Axis,
     y_desc: &str,
 ) -> anyhow::Result<()>
 where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    c.configure_mesh()
-        .x_desc("iteration")
-        .x_labels(xmax as usize + 1)
-        .x_label_formatter(&integer_tick)
-        .y_desc(y_desc)
+    let x = c.x_range();
+    let mut mesh = c.configure_mesh();
+    match axis {
+        Axis::Iteration => mesh
+            .x_desc("iteration")
+            .x_labels((x.end.floor() as usize + 1).min(30))
+            .x_label_formatter(&integer_tick),
+        Axis::Time => mesh.x_desc("algorithm time t (sum of the steps Δt)"),
+    };
+    mesh.y_desc(y_desc)
         .label_style(font(14))
         .axis_desc_style(font(16))
         .draw()
         .map_err(err)?;
+    c.draw_series(DashedLineSeries::new(
+        vec![(x.start, 1.0), (x.end, 1.0)],
+        8,
+        5,
+        BLACK.stroke_width(1),
+    ))
+    .map_err(err)?
+    .label("noise level (loss 1)")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(1)));
     c.draw_series(LineSeries::new(pts.to_vec(), color(0).stroke_width(2)))
-        .map_err(err)?;
+        .map_err(err)?
+        .label("loss ‖Γ^-1/2 (y − ḡ)‖² / d")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color(0).stroke_width(2)));
     c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color(0).filled())))
         .map_err(err)?;
-    Ok(())
+    legend(&mut c, 13)
 }
 
 /// A line of text across the top of a figure; the rest of it.
@@ -215,7 +285,16 @@ fn parameter_panel<DB: DrawingBackend>(
         .iter()
         .flat_map(|e| e.row(i).iter().copied().collect::<Vec<_>>());
     let truth = d.truth.as_ref().and_then(|t| t.get(i).copied());
-    let y = padded(values.chain(truth));
+    let band = d
+        .priors
+        .get(i)
+        .map(|&(mu, sigma, c)| super::prior_band(mu, sigma, c))
+        .filter(|(lo, hi)| lo.is_finite() && hi.is_finite());
+    let y = padded(
+        values
+            .chain(truth)
+            .chain(band.into_iter().flat_map(|(lo, hi)| [lo, hi])),
+    );
     let mut c = ChartBuilder::on(area)
         .caption(format!("{name}: ensemble per iteration"), font(18))
         .margin(10)
@@ -232,6 +311,15 @@ fn parameter_panel<DB: DrawingBackend>(
         .axis_desc_style(font(14))
         .draw()
         .map_err(err)?;
+    if let Some((lo, hi)) = band {
+        c.draw_series(std::iter::once(Rectangle::new(
+            [(-0.3, lo), (kmax + 0.3, hi)],
+            color(2).mix(0.15).filled(),
+        )))
+        .map_err(err)?
+        .label("prior 5–95 %")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], color(2).mix(0.3).filled()));
+    }
     let members = d.ensembles.iter().enumerate().flat_map(|(k, e)| {
         drawn_at_most(e.ncols(), per)
             .into_iter()

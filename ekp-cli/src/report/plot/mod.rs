@@ -106,6 +106,10 @@ pub struct PlotData {
     pub names: Vec<String>,
     /// `(iteration, loss)` of each evaluated ensemble.
     pub loss: Vec<(usize, f64)>,
+    /// The algorithm time `t_k = Δt_0 + … + Δt_{k-1}` of each `loss` point,
+    /// where a scheduler drives time (some `Δt ≠ 1`); `None` otherwise (time
+    /// is then the iteration).
+    pub time: Option<Vec<f64>>,
     /// The constrained ensemble of each iteration (`p × N`).
     pub ensembles: Vec<DMatrix<f64>>,
     /// Each iteration's estimate: the constrained transform of the
@@ -146,6 +150,42 @@ pub fn prior_density(mu: f64, sigma: f64, c: ekp_core::Constraint, x: f64) -> f6
     };
     let z = (c.to_unconstrained(x) - mu) / sigma;
     (-0.5 * z * z).exp() / (sigma * (2.0 * std::f64::consts::PI).sqrt()) * jacobian
+}
+
+/// The algorithm time of each row, where a scheduler drives it: the sum of
+/// the steps `Δt` of the updates before it. `None` if every step is 1 (time
+/// is the iteration) or a step was not recorded.
+pub fn algorithm_time(rows: &[IterationRow]) -> Option<Vec<f64>> {
+    let steps: Vec<f64> = rows
+        .iter()
+        .take(rows.len().saturating_sub(1))
+        .map(|r| r.dt)
+        .collect::<Option<_>>()?;
+    if steps.iter().all(|&dt| dt == 1.0) {
+        return None;
+    }
+    let mut t = 0.0;
+    let mut times = vec![0.0];
+    for dt in steps {
+        t += dt;
+        times.push(t);
+    }
+    times.truncate(rows.len());
+    Some(times)
+}
+
+/// The prior's central 90 % interval of a component, in constrained space:
+/// the 5 % and 95 % quantiles of `N(μ, σ²)` (`μ ∓ 1.6449 σ`) mapped through
+/// the constraint (monotone, so quantiles map to quantiles), lower first.
+pub fn prior_band(mu: f64, sigma: f64, c: ekp_core::Constraint) -> (f64, f64) {
+    /// The 95 % quantile of the standard normal distribution.
+    const Z95: f64 = 1.644_853_626_951_472_2;
+    let (a, b) = (
+        c.to_constrained(mu - Z95 * sigma),
+        c.to_constrained(mu + Z95 * sigma),
+    );
+    // Decreasing for an upper bound alone.
+    (a.min(b), a.max(b))
 }
 
 fn constrained_history(ekp: &EnsembleKalmanProcess) -> Vec<DMatrix<f64>> {
@@ -192,6 +232,7 @@ impl PlotData {
         Self {
             names: ekp.prior().flat_names(),
             loss: rows.iter().map(|r| (r.iteration, r.metrics.loss)).collect(),
+            time: algorithm_time(rows),
             ensembles: constrained_history(ekp),
             means: ekp
                 .u_history()
@@ -331,6 +372,59 @@ mod tests {
             sampled_note(n).unwrap(),
             "showing 2 000 of 1 000 000 members"
         );
+    }
+
+    #[test]
+    fn the_prior_band_holds_ninety_percent_of_the_prior() {
+        use ekp_core::Constraint;
+        for (mu, sigma, c) in [
+            (1.0, 2.0, Constraint::Unbounded),
+            (0.3, 0.5, Constraint::BoundedBelow { lower: 2.0 }),
+            (-0.2, 0.8, Constraint::BoundedAbove { upper: -1.0 }),
+            (
+                0.4,
+                1.3,
+                Constraint::Bounded {
+                    lower: -3.0,
+                    upper: 5.0,
+                },
+            ),
+        ] {
+            let (lo, hi) = prior_band(mu, sigma, c);
+            assert!(lo < hi, "{c:?}");
+            // The constrained density integrated over the band (midpoint rule).
+            let n = 200_000;
+            let h = (hi - lo) / n as f64;
+            let mass: f64 = (0..n)
+                .map(|k| prior_density(mu, sigma, c, lo + (k as f64 + 0.5) * h) * h)
+                .sum();
+            assert!((mass - 0.9).abs() < 1e-6, "{c:?}: {mass}");
+        }
+    }
+
+    #[test]
+    fn algorithm_time_is_the_sum_of_the_steps_before() {
+        let row = |k: usize, dt: Option<f64>| IterationRow {
+            iteration: k,
+            dt,
+            metrics: ekp_core::ErrorMetrics {
+                loss: 1.0,
+                avg_rmse: 1.0,
+                unweighted_loss: 1.0,
+                bayes_loss: None,
+                crps: None,
+            },
+            failed: Vec::new(),
+            mean: nalgebra::DVector::zeros(1),
+            std: nalgebra::DVector::zeros(1),
+        };
+        let unit = [row(0, Some(1.0)), row(1, Some(1.0)), row(2, None)];
+        assert_eq!(algorithm_time(&unit), None);
+        let scheduled = [row(0, Some(0.5)), row(1, Some(2.0)), row(2, None)];
+        assert_eq!(algorithm_time(&scheduled), Some(vec![0.0, 0.5, 2.5]));
+        let unknown = [row(0, None), row(1, Some(2.0)), row(2, None)];
+        assert_eq!(algorithm_time(&unknown), None);
+        assert_eq!(algorithm_time(&[]), None);
     }
 
     #[test]
