@@ -235,7 +235,11 @@ fn member_values(dir: &Path, iteration: usize, members: usize, ekp_layout: bool)
 #[test]
 fn member_files_in_ekp_jl_layout_keep_the_file_and_change_no_number() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("priors.toml"), SINUSOID_PRIORS).unwrap();
+    std::fs::write(
+        tmp.path().join("priors.toml"),
+        format!("# Priors of the sinusoid example\n{SINUSOID_PRIORS}"),
+    )
+    .unwrap();
     let cal = |layout: &str| {
         format!(
             r#"parameters_from = {{ ekp_toml = "priors.toml" }}
@@ -293,6 +297,16 @@ kind = "sinusoid"
             .contains("Normal(0,5)")
     );
     assert!(t["vert_shift"]["description"].as_str().is_some());
+    // ... as written there: its comments, key order and multi-line strings.
+    assert!(
+        text.contains("# Priors of the sinusoid example\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("description = \"\"\"\nThe vertical shift"),
+        "{text}"
+    );
+    assert!(text.find("[amplitude]").unwrap() < text.find("[vert_shift]").unwrap());
 
     // An unknown layout is bad input naming the key.
     std::fs::write(tmp.path().join("bad.toml"), cal("julia")).unwrap();

@@ -365,9 +365,14 @@ fn status_shows_the_jobs_and_each_members_slurm_state() {
     ));
     assert!(said.contains("calibration at iteration 1"), "{said}");
     let v = json(&["status", "--dir", "d", "--json", "--iteration", "0"]);
-    for j in v["slurm"]["jobs"].as_array().unwrap() {
-        assert_eq!(j["state"], "COMPLETED", "{v}");
-    }
+    // `COMPLETED 3`: the array's three tasks; `COMPLETED`: the update.
+    let states: Vec<&str> = v["slurm"]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["COMPLETED 3", "COMPLETED"], "{v}");
     for m in v["members"].as_array().unwrap() {
         assert_eq!(m["slurm_state"], "COMPLETED", "{v}");
         assert_eq!(m["state"], "done", "{v}");

@@ -565,14 +565,17 @@ pub fn priors_from_str_names(
     Ok(out)
 }
 
-/// An EKP.jl parameter TOML file as a table (the template of member files
-/// written in EKP.jl's layout, see [`crate::config::ParameterFiles`]).
-pub fn table_from_file(path: &Path) -> Result<toml::Table, InputError> {
+/// The text of an EKP.jl parameter TOML file, checked to be TOML (the
+/// template of member files written in EKP.jl's layout, see
+/// [`crate::config::ParameterFiles`]).
+pub fn text_from_file(path: &Path) -> Result<String, InputError> {
     let text = crate::io::read_text(path)?;
-    toml::from_str(&text).map_err(|e| InputError::Parse {
-        file: path.display().to_string(),
-        message: e.to_string().trim_end().to_string(),
-    })
+    text.parse::<toml_edit::DocumentMut>()
+        .map_err(|e| InputError::Parse {
+            file: path.display().to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+    Ok(text)
 }
 
 /// The prior of an EKP.jl parameter TOML file.

@@ -21,11 +21,12 @@ pub enum ParameterFiles {
     /// parameter, `[F]` with `value = 8.1`, written into a copy of
     /// `template` — the EKP.jl parameter file the priors came from
     /// (`parameters_from.ekp_toml`), so its other entries (`prior`,
-    /// `constraint`, descriptions, parameters that are not calibrated) stay as
-    /// they were; empty when the priors came from `[[parameters]]`.
+    /// `constraint`, descriptions, parameters that are not calibrated),
+    /// comments and key order stay as they were; empty when the priors came
+    /// from `[[parameters]]`.
     Ekp {
-        /// The tables the values are written into.
-        template: toml::Table,
+        /// The text of the file the values are written into (valid TOML).
+        template: String,
     },
 }
 
@@ -83,8 +84,8 @@ impl Ctx<'_> {
             None | Some("flat") => Ok(ParameterFiles::Flat),
             Some("ekp") => Ok(ParameterFiles::Ekp {
                 template: match &raw.parameters_from {
-                    None => toml::Table::new(),
-                    Some(from) => ekpjl::table_from_file(&base.join(&from.ekp_toml))
+                    None => String::new(),
+                    Some(from) => ekpjl::text_from_file(&base.join(&from.ekp_toml))
                         .map_err(|e| self.invalid("parameters_from.ekp_toml", e.to_string()))?,
                 },
             }),

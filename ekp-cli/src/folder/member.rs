@@ -90,31 +90,7 @@ impl ParameterFilesExt for ParameterFiles {
         match self {
             ParameterFiles::Flat => parameters_toml(prior, theta, iteration, member),
             ParameterFiles::Ekp { template } => {
-                let mut table = template.clone();
-                for (p, r) in prior.parameters().iter().zip(prior.ranges()) {
-                    let vals: Vec<toml::Value> = r
-                        .clone()
-                        .map(|i| toml::Value::Float(theta.get(i).copied().unwrap_or(f64::NAN)))
-                        .collect();
-                    let value = match vals.as_slice() {
-                        [v] if p.size() == 1 => v.clone(),
-                        _ => toml::Value::Array(vals),
-                    };
-                    match table.get_mut(p.name()) {
-                        Some(toml::Value::Table(t)) => {
-                            t.insert("value".into(), value);
-                        }
-                        _ => {
-                            let mut t = toml::Table::new();
-                            t.insert("value".into(), value);
-                            table.insert(p.name().to_string(), toml::Value::Table(t));
-                        }
-                    }
-                }
-                format!(
-                    "# ekp: parameters of member {member} of iteration {iteration} \
-                     (constrained values, EKP.jl's layout)\n{table}"
-                )
+                ekp_layout(template, prior, theta, iteration, member)
             }
         }
     }
@@ -196,6 +172,46 @@ fn flat_values(table: &toml::Table, file: &str, prior: &Prior) -> Result<Vec<f64
         theta.extend(parameter_values(v, p, &invalid, p.name())?);
     }
     Ok(theta)
+}
+
+/// A member's file in EKP.jl's layout (its `save_parameter_ensemble`): the
+/// `template` file's text with each calibrated parameter's `value` set in
+/// its table (added where the table or the key is absent). `toml_edit`
+/// keeps everything else as the file had it: comments, key order, the
+/// other entries and parameters.
+fn ekp_layout(
+    template: &str,
+    prior: &Prior,
+    theta: &[f64],
+    iteration: usize,
+    member: usize,
+) -> String {
+    // The template parsed as TOML when the calibration was read.
+    let mut doc: toml_edit::DocumentMut = template.parse().unwrap_or_default();
+    for (p, r) in prior.parameters().iter().zip(prior.ranges()) {
+        let mut values = r.clone().map(|i| theta.get(i).copied().unwrap_or(f64::NAN));
+        let value = if p.size() == 1 {
+            toml_edit::value(values.next().unwrap_or(f64::NAN))
+        } else {
+            toml_edit::value(values.collect::<toml_edit::Array>())
+        };
+        let entry = doc.entry(p.name()).or_insert(toml_edit::table());
+        match entry.as_table_like_mut() {
+            Some(t) => {
+                t.insert("value", value);
+            }
+            // `name = 8.1` where a table belongs: EKP.jl's layout needs one.
+            None => {
+                let mut t = toml_edit::Table::new();
+                t.insert("value", value);
+                *entry = toml_edit::Item::Table(t);
+            }
+        }
+    }
+    format!(
+        "# ekp: parameters of member {member} of iteration {iteration} \
+         (constrained values, EKP.jl's layout)\n{doc}"
+    )
 }
 
 /// EKP.jl's layout: `[name]` tables with a `value`; other tables and keys
@@ -495,13 +511,12 @@ mod tests {
     #[test]
     fn ekp_layout_keeps_the_template_and_reads_back_bit_for_bit() {
         // EKP.jl's sinusoid example file, plus a parameter that is not calibrated.
-        let template: toml::Table = toml::from_str(
-            "[amplitude]\nprior = \"Parameterized(Normal(0.58, 0.47))\"\n\
+        let template = String::from(
+            "# Sinusoid priors\n[amplitude]\nprior = \"Parameterized(Normal(0.58, 0.47))\"\n\
              constraint = \"bounded_below(0.0)\"\n\
              [theta]\nprior = \"Parameterized(MvNormal(2, 1.0))\"\n\
              [gravity]\nvalue = 9.81\ntype = \"float\"\n",
-        )
-        .unwrap();
+        );
         let prior = Prior::new(vec![
             ekp_core::ParameterPrior::gaussian("amplitude", 0.0, 1.0, 1).unwrap(),
             ekp_core::ParameterPrior::gaussian("theta", 0.0, 1.0, 2).unwrap(),
@@ -511,6 +526,10 @@ mod tests {
         let files = ParameterFiles::Ekp { template };
         let text = files.render(&prior, &theta, 3, 7);
         let written: toml::Table = toml::from_str(&text).unwrap();
+        // The file's comments and order are kept.
+        assert!(text.contains("# Sinusoid priors\n[amplitude]"), "{text}");
+        let at = |k: &str| text.find(k).unwrap();
+        assert!(at("[amplitude]") < at("[theta]") && at("[theta]") < at("[gravity]"));
         // As EKP.jl's save_parameter_ensemble: `value` set, the rest kept.
         assert_eq!(written["amplitude"]["value"].as_float(), Some(0.1));
         assert_eq!(
@@ -537,7 +556,7 @@ mod tests {
         );
         // Without a template (priors from [[parameters]]): one table per parameter.
         let bare = ParameterFiles::Ekp {
-            template: toml::Table::new(),
+            template: String::new(),
         };
         let written: toml::Table = toml::from_str(&bare.render(&prior, &theta, 0, 1)).unwrap();
         assert_eq!(written.len(), 2);
