@@ -423,3 +423,96 @@ fn odd_but_legal_values_are_quoted_and_arrive_intact() {
     }
     assert!(!t.join("PWNED").exists());
 }
+
+/// `status` of a folder with a chain (`slurm/chain.toml`) against a
+/// stand-in `squeue` on PATH; `squeue_body` is its shell script.
+fn status_with_squeue(squeue_body: &str, members_per_task: bool) -> (tempfile::TempDir, Output) {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::write(t.join("cal.toml"), LINEAR).unwrap();
+    ok(&ekp(&["init", "--config", "cal.toml", "--dir", "d"], t));
+    let tasks = if members_per_task {
+        "tasks = [\"1-2\", \"3-4\"]\n"
+    } else {
+        ""
+    };
+    std::fs::create_dir_all(t.join("d/slurm")).unwrap();
+    std::fs::write(
+        t.join("d/slurm/chain.toml"),
+        format!(
+            "submitted_unix = 1\n[[jobs]]\nkind = \"forward\"\niteration = 0\nscript = \"f\"\n\
+             log = \"l\"\nid = \"12\"\n{tasks}[[jobs]]\nkind = \"update\"\niteration = 0\n\
+             script = \"u\"\nlog = \"l\"\nid = \"13\"\n"
+        ),
+    )
+    .unwrap();
+    let bin = t.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    write_exe(&bin.join("squeue"), squeue_body);
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_ekp-cli"))
+        .args(["status", "--dir", "d"])
+        .current_dir(t)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    (tmp, out)
+}
+
+#[test]
+fn status_maps_squeue_task_states_to_members() {
+    // Job 12 is an array of two tasks of two members each: task 1 pending
+    // (squeue's bracketed form), task 2 running; job 13 waits on it.
+    let squeue = "#!/bin/sh\ncase \"$*\" in\n  *' 12 '*) printf '12_[1]|PENDING\\n12_2|RUNNING\\n' ;;\n  \
+                  *' 13 '*) echo '13|PENDING' ;;\nesac\n";
+    let (_tmp, out) = status_with_squeue(squeue, true);
+    let said = ok(&out);
+    for (m, state) in [
+        (1, "PENDING"),
+        (2, "PENDING"),
+        (3, "RUNNING"),
+        (4, "RUNNING"),
+    ] {
+        assert!(
+            said.contains(&format!("member_00{m}  missing   (SLURM task {state})")),
+            "member {m}: {said}"
+        );
+    }
+    assert!(
+        said.contains("forward of iteration 0  PENDING 1, RUNNING 1"),
+        "{said}"
+    );
+    assert!(said.contains("update of iteration 0   PENDING"), "{said}");
+    // Without task lists (one member per task) the task id is the member.
+    let (_tmp, out) = status_with_squeue(squeue, false);
+    let said = ok(&out);
+    assert!(
+        said.contains("member_001  missing   (SLURM task PENDING)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("member_002  missing   (SLURM task RUNNING)"),
+        "{said}"
+    );
+    assert!(said.contains("member_003  missing\n"), "{said}");
+}
+
+#[test]
+fn status_off_the_cluster_says_squeue_cannot_tell_once() {
+    // squeue that cannot reach a controller: several lines on stderr, exit 1.
+    let (tmp, out) = status_with_squeue(
+        "#!/bin/sh\necho call >> \"$(dirname \"$0\")/calls\"\necho 'squeue: error: DNS SRV lookup failed' >&2\n\
+         echo 'squeue: fatal: Could not establish a configuration source' >&2\nexit 1\n",
+        false,
+    );
+    let said = ok(&out);
+    assert_eq!(
+        said.matches("unknown (squeue: fatal: Could not establish a configuration source)")
+            .count(),
+        2,
+        "{said}"
+    );
+    assert!(!said.contains("DNS SRV"), "{said}");
+    let calls = std::fs::read_to_string(tmp.path().join("bin/calls")).unwrap();
+    assert_eq!(calls.lines().count(), 1, "squeue is asked once");
+}

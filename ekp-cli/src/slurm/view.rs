@@ -23,7 +23,7 @@ pub struct JobView {
     /// The SLURM job id.
     pub id: String,
     /// Its tasks' states (`RUNNING 3, PENDING 17`), `ended (no longer known
-    /// to squeue)`, or why squeue could not tell.
+    /// to squeue)`, or `unknown (why squeue could not tell)`.
     pub state: String,
 }
 
@@ -70,9 +70,19 @@ pub fn chain_view(dir: &Path) -> Option<ChainView> {
         jobs: Vec::new(),
         members: BTreeMap::new(),
     };
+    // squeue that cannot be run or reach its controller (status run off the
+    // cluster) is asked once, not once per job.
+    let mut unreachable: Option<String> = None;
     for j in &chain.jobs {
         let Some(id) = &j.id else { continue };
-        let state = match job_states(id) {
+        let seen = match &unreachable {
+            Some(e) => Seen::Error(e.clone()),
+            None => job_states(id),
+        };
+        if let Seen::Error(e) = &seen {
+            unreachable = Some(e.clone());
+        }
+        let state = match seen {
             Seen::Known(states) => {
                 if let (Some(it), "forward") = (j.iteration, j.kind.as_str()) {
                     for (task, state) in &states {
@@ -86,7 +96,7 @@ pub fn chain_view(dir: &Path) -> Option<ChainView> {
                 super::chain::summarise(&states)
             }
             Seen::Gone => "ended (no longer known to squeue)".to_string(),
-            Seen::Error(e) => e,
+            Seen::Error(e) => format!("unknown ({})", last_line(&e)),
         };
         view.jobs.push(JobView {
             job: j.describe(),
@@ -95,6 +105,15 @@ pub fn chain_view(dir: &Path) -> Option<ChainView> {
         });
     }
     Some(view)
+}
+
+/// The last non-empty line of squeue's complaint (its verdict).
+fn last_line(e: &str) -> &str {
+    e.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or(e)
 }
 
 /// The members array task `t` runs: those listed for it in `tasks`
