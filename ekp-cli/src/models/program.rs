@@ -192,7 +192,7 @@ pub fn stopped_early(folder: &RunFolder, probe: &Probe) -> Error {
     let log = folder.layout.member_dir(0, *first).join(STDERR_FILE);
     Error::Runtime(anyhow::anyhow!(
         "the first {} members of iteration 0 all failed the same way, so the model (or its \
-         setup) is broken: {reason}; stopped before running the others.{}",
+         setup) is broken: {reason}; members not started yet were not run.{}",
         probe.failures.len(),
         crate::io::tail_of(&log, 5)
     ))
