@@ -1,0 +1,329 @@
+//! Dense kernels behind the nalgebra types, computed by `faer` (pure Rust,
+//! SIMD, on rayon's threads): matrix products, the symmetric Gram matrix,
+//! and the eigenvalues of a symmetric matrix together with the projections
+//! of one vector on its eigenvectors (all the CRPS needs), without forming
+//! the eigenvectors.
+//!
+//! nalgebra's `DMatrix` is column-major and contiguous, so faer reads and
+//! writes it in place (safe slice views, no copies). faer's parallel
+//! kernels use the current rayon pool: with one thread they run
+//! sequentially.
+
+use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
+use faer::linalg::evd::tridiag;
+use faer::linalg::householder;
+use faer::linalg::matmul::matmul;
+use faer::linalg::qr::no_pivoting::factor::recommended_block_size;
+use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
+use nalgebra::{DMatrix, DVector};
+
+/// faer's parallelism: every thread of the current rayon pool, or none.
+fn par() -> Par {
+    if rayon::current_num_threads() > 1 {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    }
+}
+
+/// A faer view of `m`.
+fn view(m: &DMatrix<f64>) -> MatRef<'_, f64> {
+    MatRef::from_column_major_slice(m.as_slice(), m.nrows(), m.ncols())
+}
+
+/// A mutable faer view of `m`.
+fn view_mut(m: &mut DMatrix<f64>) -> MatMut<'_, f64> {
+    let (r, c) = m.shape();
+    MatMut::from_column_major_slice_mut(m.as_mut_slice(), r, c)
+}
+
+/// `a bᵀ` (`a`: `m × k`, `b`: `n × k`).
+pub(crate) fn mul_transpose(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
+    let mut out = DMatrix::zeros(a.nrows(), b.nrows());
+    if a.ncols() == b.ncols() {
+        matmul(
+            view_mut(&mut out),
+            Accum::Replace,
+            view(a),
+            view(b).transpose(),
+            1.0,
+            par(),
+        );
+    }
+    out
+}
+
+/// `aᵀ b` (`a`: `k × m`, `b`: `k × n`).
+pub(crate) fn transpose_mul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
+    let mut out = DMatrix::zeros(a.ncols(), b.ncols());
+    if a.nrows() == b.nrows() {
+        matmul(
+            view_mut(&mut out),
+            Accum::Replace,
+            view(a).transpose(),
+            view(b),
+            1.0,
+            par(),
+        );
+    }
+    out
+}
+
+/// `acc += aᵀ b` for column-major blocks given as slices: `a` is
+/// `k × m` with column stride `lda`, `b` is `k × n` with column stride `ldb`.
+pub(crate) fn add_transpose_mul(
+    acc: &mut DMatrix<f64>,
+    a: (&[f64], usize, usize, usize),
+    b: (&[f64], usize, usize, usize),
+    parallel: bool,
+) {
+    let (a_s, k, m, lda) = a;
+    let (b_s, kb, n, ldb) = b;
+    if k != kb || acc.shape() != (m, n) || k == 0 {
+        return;
+    }
+    let av = MatRef::from_column_major_slice_with_stride(a_s, k, m, lda);
+    let bv = MatRef::from_column_major_slice_with_stride(b_s, k, n, ldb);
+    matmul(
+        view_mut(acc),
+        Accum::Add,
+        av.transpose(),
+        bv,
+        1.0,
+        if parallel { par() } else { Par::Seq },
+    );
+}
+
+/// The eigenvalues `λ` of the symmetric matrix `m` (its lower triangle is
+/// read) and the projections `Uᵀ v` of `v` on the matching eigenvectors
+/// (`m = U diag(λ) Uᵀ`), in matching order (not sorted).
+///
+/// Householder tridiagonalisation `m = Q T Qᵀ` (faer: blocked and parallel),
+/// `Qᵀ v`, then the implicit QL algorithm on `T` with each plane rotation
+/// applied to the vector only: `O(n³)` for the tridiagonalisation, `O(n²)`
+/// after it, and no eigenvector matrix. Falls back to nalgebra's full
+/// eigendecomposition if the QL iteration does not converge (`None` only if
+/// that fails too, or on a shape mismatch).
+pub(crate) fn sym_eigen_projections(
+    m: DMatrix<f64>,
+    v: &DVector<f64>,
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    let n = m.nrows();
+    if m.ncols() != n || v.len() != n {
+        return None;
+    }
+    if n == 0 {
+        return Some((Vec::new(), Vec::new()));
+    }
+    match tridiagonal_projections(&m, v) {
+        Some(res) => Some(res),
+        None => reference_eigen_projections(m, v),
+    }
+}
+
+/// [`sym_eigen_projections`] through nalgebra's full eigendecomposition (the
+/// reference: eigenvectors formed, then `Uᵀ v`).
+pub(crate) fn reference_eigen_projections(
+    m: DMatrix<f64>,
+    v: &DVector<f64>,
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    let eig = nalgebra::SymmetricEigen::try_new(m, f64::EPSILON, 0)?;
+    let proj = eig.eigenvectors.transpose() * v;
+    Some((
+        eig.eigenvalues.as_slice().to_vec(),
+        proj.as_slice().to_vec(),
+    ))
+}
+
+/// The tridiagonalisation and QL steps of [`sym_eigen_projections`]; `None`
+/// if the QL iteration does not converge.
+fn tridiagonal_projections(m: &DMatrix<f64>, v: &DVector<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
+    let n = m.nrows();
+    let par = par();
+    let mut trid = Mat::<f64>::zeros(n, n);
+    trid.copy_from_triangular_lower(view(m));
+    let bs = recommended_block_size::<f64>(n, n);
+    let mut hh = Mat::<f64>::zeros(bs, n - 1);
+    let mut w: Vec<f64> = v.as_slice().to_vec();
+    {
+        let req = StackReq::any_of(&[
+            tridiag::tridiag_in_place_scratch::<f64>(n, par, Default::default()),
+            householder::apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<
+                f64,
+            >(n.saturating_sub(1), bs, 1),
+        ]);
+        let mut buf = MemBuffer::new(req);
+        let stack = MemStack::new(&mut buf);
+        tridiag::tridiag_in_place(trid.as_mut(), hh.as_mut(), par, stack, Default::default());
+        if n > 1 {
+            // m = Q T Qᵀ with Q = diag(1, H): Qᵀ v = (v₀, Hᵀ v₁..).
+            let tail = MatMut::from_column_major_slice_mut(&mut w[1..], n - 1, 1);
+            householder::apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj(
+                trid.as_ref().submatrix(1, 0, n - 1, n - 1),
+                hh.as_ref(),
+                Conj::No,
+                tail,
+                par,
+                stack,
+            );
+        }
+    }
+    let mut diag: Vec<f64> = (0..n).map(|i| trid[(i, i)]).collect();
+    let mut sub: Vec<f64> = (0..n)
+        .map(|i| if i + 1 < n { trid[(i + 1, i)] } else { 0.0 })
+        .collect();
+    ql_implicit(&mut diag, &mut sub, &mut w)?;
+    Some((diag, w))
+}
+
+/// The implicit QL algorithm with Wilkinson shifts on the symmetric
+/// tridiagonal matrix with diagonal `d` and subdiagonal `e` (`e[i] =
+/// T[i+1, i]`, `e[n−1]` ignored), as in Numerical Recipes' `tqli`. On return
+/// `d` holds the eigenvalues; each plane rotation `Z ← Z G` that would
+/// accumulate the eigenvectors `Z` is applied to `w` instead, so `w` becomes
+/// `Zᵀ w`. `None` if an eigenvalue takes more than 60 iterations.
+fn ql_implicit(d: &mut [f64], e: &mut [f64], w: &mut [f64]) -> Option<()> {
+    let n = d.len();
+    if n < 2 {
+        return Some(());
+    }
+    e[n - 1] = 0.0;
+    for l in 0..n {
+        let mut iter = 0;
+        loop {
+            let mut m = l;
+            while m + 1 < n {
+                let dd = d[m].abs() + d[m + 1].abs();
+                if e[m].abs() <= f64::EPSILON * dd {
+                    break;
+                }
+                m += 1;
+            }
+            if m == l {
+                break;
+            }
+            iter += 1;
+            if iter > 60 {
+                return None;
+            }
+            let mut g = (d[l + 1] - d[l]) / (2.0 * e[l]);
+            let mut r = g.hypot(1.0);
+            g = d[m] - d[l] + e[l] / (g + r.copysign(g));
+            let (mut s, mut c, mut p) = (1.0f64, 1.0f64, 0.0f64);
+            let mut underflow = false;
+            for i in (l..m).rev() {
+                let f = s * e[i];
+                let b = c * e[i];
+                r = f.hypot(g);
+                e[i + 1] = r;
+                if r == 0.0 {
+                    d[i + 1] -= p;
+                    e[m] = 0.0;
+                    underflow = true;
+                    break;
+                }
+                s = f / r;
+                c = g / r;
+                g = d[i + 1] - p;
+                r = (d[i] - g) * s + 2.0 * c * b;
+                p = s * r;
+                d[i + 1] = g + p;
+                g = c * r - b;
+                let (wi, wi1) = (w[i], w[i + 1]);
+                w[i + 1] = s * wi + c * wi1;
+                w[i] = c * wi - s * wi1;
+            }
+            if underflow {
+                continue;
+            }
+            d[l] -= p;
+            e[l] = g;
+            e[m] = 0.0;
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random(r: usize, c: usize, seed: u64) -> DMatrix<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        DMatrix::from_fn(r, c, |_, _| rng.random_range(-1.0..1.0))
+    }
+
+    /// Pairs sorted by eigenvalue, projections by absolute value (an
+    /// eigenvector's sign is arbitrary).
+    fn sorted(res: (Vec<f64>, Vec<f64>)) -> Vec<(f64, f64)> {
+        let mut v: Vec<(f64, f64)> = res
+            .0
+            .into_iter()
+            .zip(res.1.into_iter().map(f64::abs))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn eigen_projections_match_the_full_eigendecomposition() {
+        for (n, seed) in [(1usize, 1u64), (2, 2), (7, 3), (40, 4), (150, 5)] {
+            let a = random(n, n + 3, seed);
+            let m = &a * a.transpose();
+            let v = DVector::from_column_slice(random(n, 1, seed + 100).as_slice());
+            let fast = sorted(sym_eigen_projections(m.clone(), &v).unwrap_or_default());
+            let slow = sorted(reference_eigen_projections(m.clone(), &v).unwrap_or_default());
+            assert_eq!(fast.len(), n);
+            assert_eq!(slow.len(), n);
+            let scale = m.norm();
+            for (f, s) in fast.iter().zip(&slow) {
+                assert!((f.0 - s.0).abs() <= 1e-12 * scale, "{n}: {f:?} vs {s:?}");
+                assert!((f.1 - s.1).abs() <= 1e-9 * v.norm(), "{n}: {f:?} vs {s:?}");
+            }
+            // Invariants: the eigenvalues sum to the trace, and the rotation
+            // keeps the norm of v.
+            let tr: f64 = fast.iter().map(|x| x.0).sum();
+            assert!((tr - m.trace()).abs() <= 1e-11 * scale.max(1.0));
+            let norm: f64 = fast.iter().map(|x| x.1 * x.1).sum::<f64>().sqrt();
+            assert!((norm - v.norm()).abs() <= 1e-12 * v.norm().max(1.0));
+        }
+    }
+
+    #[test]
+    fn diagonal_and_rank_deficient_matrices() {
+        let m = DMatrix::from_diagonal(&DVector::from_vec(vec![3.0, 1.0, 2.0]));
+        let v = DVector::from_vec(vec![1.0, 2.0, 3.0]);
+        let res = sorted(sym_eigen_projections(m, &v).unwrap_or_default());
+        assert_eq!(res, vec![(1.0, 2.0), (2.0, 3.0), (3.0, 1.0)]);
+        // Rank 2 in 30 dimensions.
+        let a = random(30, 2, 9);
+        let m = &a * a.transpose();
+        let v = DVector::from_column_slice(random(30, 1, 10).as_slice());
+        let fast = sorted(sym_eigen_projections(m.clone(), &v).unwrap_or_default());
+        let slow = sorted(reference_eigen_projections(m, &v).unwrap_or_default());
+        for (f, s) in fast.iter().zip(&slow).skip(28) {
+            assert!((f.0 - s.0).abs() <= 1e-12 * s.0, "{f:?} vs {s:?}");
+            assert!((f.1 - s.1).abs() <= 1e-9, "{f:?} vs {s:?}");
+        }
+    }
+
+    #[test]
+    fn products_match_nalgebra() {
+        let a = random(37, 11, 1);
+        let b = random(29, 11, 2);
+        let c = random(37, 5, 3);
+        assert!((mul_transpose(&a, &b) - &a * b.transpose()).norm() <= 1e-12);
+        assert!((transpose_mul(&a, &c) - a.transpose() * &c).norm() <= 1e-12);
+        let mut acc = DMatrix::from_element(11, 5, 1.0);
+        add_transpose_mul(
+            &mut acc,
+            (a.as_slice(), 37, 11, 37),
+            (c.as_slice(), 37, 5, 37),
+            true,
+        );
+        let expected = DMatrix::from_element(11, 5, 1.0) + a.transpose() * &c;
+        assert!((acc - expected).norm() <= 1e-12);
+    }
+}
