@@ -13,6 +13,7 @@ use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::evd::tridiag;
 use faer::linalg::householder;
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::qr::no_pivoting::factor::recommended_block_size;
 use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
 use nalgebra::{DMatrix, DVector};
@@ -69,29 +70,52 @@ pub(crate) fn transpose_mul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> 
     out
 }
 
-/// `acc += aᵀ b` for column-major blocks given as slices: `a` is
-/// `k × m` with column stride `lda`, `b` is `k × n` with column stride `ldb`.
-pub(crate) fn add_transpose_mul(
-    acc: &mut DMatrix<f64>,
-    a: (&[f64], usize, usize, usize),
-    b: (&[f64], usize, usize, usize),
-    parallel: bool,
-) {
-    let (a_s, k, m, lda) = a;
-    let (b_s, kb, n, ldb) = b;
-    if k != kb || acc.shape() != (m, n) || k == 0 {
+/// `acc += aᵀ b` (`a`: `k × m`, `b`: `k × n`, `acc`: `m × n`), on the
+/// calling thread (for callers that are themselves parallel).
+pub(crate) fn add_transpose_mul(acc: &mut DMatrix<f64>, a: &DMatrix<f64>, b: &DMatrix<f64>) {
+    if a.nrows() != b.nrows() || acc.shape() != (a.ncols(), b.ncols()) {
         return;
     }
-    let av = MatRef::from_column_major_slice_with_stride(a_s, k, m, lda);
-    let bv = MatRef::from_column_major_slice_with_stride(b_s, k, n, ldb);
     matmul(
         view_mut(acc),
         Accum::Add,
-        av.transpose(),
-        bv,
+        view(a).transpose(),
+        view(b),
         1.0,
-        if parallel { par() } else { Par::Seq },
+        Par::Seq,
     );
+}
+
+/// The lower triangle (diagonal included) of `acc += aᵀ b`, for a symmetric
+/// `aᵀ b` (`a`, `b`: `k × n`, `acc`: `n × n`): half the work of
+/// [`add_transpose_mul`]; the strict upper triangle of `acc` is not touched.
+/// On the calling thread.
+pub(crate) fn add_transpose_mul_lower(acc: &mut DMatrix<f64>, a: &DMatrix<f64>, b: &DMatrix<f64>) {
+    let n = a.ncols();
+    if a.shape() != b.shape() || acc.shape() != (n, n) {
+        return;
+    }
+    triangular::matmul(
+        view_mut(acc),
+        BlockStructure::TriangularLower,
+        Accum::Add,
+        view(a).transpose(),
+        BlockStructure::Rectangular,
+        view(b),
+        BlockStructure::Rectangular,
+        1.0,
+        Par::Seq,
+    );
+}
+
+/// Copies the strict lower triangle of the square `m` onto its upper one.
+pub(crate) fn mirror_lower(m: &mut DMatrix<f64>) {
+    let n = m.nrows().min(m.ncols());
+    for j in 1..n {
+        for i in 0..j {
+            m[(i, j)] = m[(j, i)];
+        }
+    }
 }
 
 /// The eigenvalues `λ` of the symmetric matrix `m` (its lower triangle is
@@ -317,13 +341,20 @@ mod tests {
         assert!((mul_transpose(&a, &b) - &a * b.transpose()).norm() <= 1e-12);
         assert!((transpose_mul(&a, &c) - a.transpose() * &c).norm() <= 1e-12);
         let mut acc = DMatrix::from_element(11, 5, 1.0);
-        add_transpose_mul(
-            &mut acc,
-            (a.as_slice(), 37, 11, 37),
-            (c.as_slice(), 37, 5, 37),
-            true,
-        );
+        add_transpose_mul(&mut acc, &a, &c);
         let expected = DMatrix::from_element(11, 5, 1.0) + a.transpose() * &c;
-        assert!((acc - expected).norm() <= 1e-12);
+        assert!((&acc - expected).norm() <= 1e-12);
+        let b2 = random(37, 11, 4);
+        let mut sym = DMatrix::from_element(11, 11, 2.0);
+        add_transpose_mul_lower(&mut sym, &a, &b2);
+        let full = DMatrix::from_element(11, 11, 2.0) + a.transpose() * &b2;
+        for j in 0..11 {
+            for i in 0..11 {
+                let expected = if i >= j { full[(i, j)] } else { 2.0 };
+                assert!((sym[(i, j)] - expected).abs() <= 1e-12, "({i}, {j})");
+            }
+        }
+        mirror_lower(&mut sym);
+        assert_eq!(sym, sym.transpose());
     }
 }

@@ -23,6 +23,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::dense;
+
 /// Rows per block (fixed: results and draws do not depend on the thread count).
 pub(crate) const BLOCK_ROWS: usize = 512;
 
@@ -161,24 +163,14 @@ pub(crate) fn gram(input: &GramInput<'_>) -> Gram {
     for p in &partials {
         total.add(p);
     }
-    if n >= SPLIT_MIN {
-        let h = n / 2;
-        let lower = total.m.view((h, 0), (n - h, h)).transpose();
-        total.m.view_mut((0, h), (h, n - h)).copy_from(&lower);
-    }
+    dense::mirror_lower(&mut total.m);
     total
 }
-
-/// From this many members on, `Aᵀ W A` is formed as three blocks (see
-/// [`BlockWork::add_block`]).
-const SPLIT_MIN: usize = 16;
 
 /// Scratch buffers of one thread.
 struct BlockWork {
     a: DMatrix<f64>,
     wa: DMatrix<f64>,
-    /// A transposed `n × rows` matrix (`Aᵀ`, then `(W A)ᵀ`).
-    t: DMatrix<f64>,
     mean: Vec<f64>,
 }
 
@@ -187,7 +179,6 @@ impl BlockWork {
         Self {
             a: DMatrix::zeros(BLOCK_ROWS, n),
             wa: DMatrix::zeros(BLOCK_ROWS, n),
-            t: DMatrix::zeros(n, BLOCK_ROWS),
             mean: vec![0.0; BLOCK_ROWS],
         }
     }
@@ -201,7 +192,6 @@ impl BlockWork {
         if self.a.nrows() != len {
             self.a = DMatrix::zeros(len, n);
             self.wa = DMatrix::zeros(len, n);
-            self.t = DMatrix::zeros(n, len);
         }
         // Gather the block (rows k0..k0+len of the selection, members `cols`).
         for (jj, &j) in input.cols.iter().enumerate() {
@@ -236,35 +226,10 @@ impl BlockWork {
                 wa_col[k] = v * w[k];
             }
         }
-        // m += Aᵀ (W A), with Aᵀ copied so that the product is a blocked gemm
-        // (nalgebra's `Aᵀ B` is a loop of dot products). `m` is symmetric:
-        // for larger n only the blocks on and below the diagonal of a 2 × 2
-        // split are formed (3/4 of the work); [`gram`] mirrors the rest.
-        self.a.transpose_to(&mut self.t);
-        if n >= SPLIT_MIN {
-            let h = n / 2;
-            let k = n - h;
-            acc.m.view_mut((0, 0), (h, h)).gemm(
-                1.0,
-                &self.t.rows(0, h),
-                &self.wa.columns(0, h),
-                1.0,
-            );
-            acc.m.view_mut((h, 0), (k, h)).gemm(
-                1.0,
-                &self.t.rows(h, k),
-                &self.wa.columns(0, h),
-                1.0,
-            );
-            acc.m.view_mut((h, h), (k, k)).gemm(
-                1.0,
-                &self.t.rows(h, k),
-                &self.wa.columns(h, k),
-                1.0,
-            );
-        } else {
-            acc.m.gemm(1.0, &self.t, &self.wa, 1.0);
-        }
+        // m += Aᵀ (W A): symmetric, so only its lower triangle is formed
+        // (faer's SIMD kernel reads the transposed block in place); [`gram`]
+        // mirrors it.
+        dense::add_transpose_mul_lower(&mut acc.m, &self.a, &self.wa);
         // c += (W A)ᵀ (y − ḡ).
         let resid = DVector::from_iterator(len, (0..len).map(|k| input.y[k0 + k] - mean[k]));
         acc.c.gemv_tr(1.0, &self.wa, &resid, 1.0);
@@ -277,8 +242,7 @@ impl BlockWork {
                     dst[k] = z[(k, j)] * sd[k0 + k];
                 }
             }
-            self.wa.transpose_to(&mut self.t);
-            e.gemm(1.0, &self.t, &xi, 1.0);
+            dense::add_transpose_mul(e, &self.wa, &xi);
         }
     }
 }
@@ -334,4 +298,59 @@ pub(crate) fn par_clone(m: &DMatrix<f64>) -> DMatrix<f64> {
         .zip(m.as_slice().par_chunks(CHUNK))
         .for_each(|(dst, src)| dst.copy_from_slice(src));
     DMatrix::from_vec(m.nrows(), m.ncols(), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`gram`] against the dense formulas with nalgebra's products: several
+    /// row blocks (the last partial), a row list, a subset of members, the
+    /// perturbation term.
+    #[test]
+    fn gram_matches_the_dense_nalgebra_formulas() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (d, total_n) = (1300usize, 30usize);
+        let g = DMatrix::from_fn(d, total_n, |_, _| rng.random_range(-1.0..1.0));
+        let rows_list: Vec<usize> = (0..d).filter(|i| i % 3 != 1).collect();
+        let cols: Vec<usize> = (0..total_n).filter(|j| j % 7 != 3).collect();
+        let pert = Perturbation::draw(&mut rng, total_n);
+        for rows in [Rows::All(d), Rows::List(&rows_list)] {
+            let idx: Vec<usize> = match rows {
+                Rows::All(len) => (0..len).collect(),
+                Rows::List(r) => r.to_vec(),
+            };
+            let m = idx.len();
+            let w = DVector::from_fn(m, |_, _| rng.random_range(0.5..2.0));
+            let y = DVector::from_fn(m, |_, _| rng.random_range(-1.0..1.0));
+            let sd = DVector::from_fn(m, |_, _| rng.random_range(0.1..0.3));
+            let stats = gram(&GramInput {
+                g: &g,
+                rows,
+                cols: &cols,
+                weights: &w,
+                y: &y,
+                perturbation: Some((&pert, &sd)),
+            });
+            // Dense reference.
+            let sel = DMatrix::from_fn(m, cols.len(), |i, j| g[(idx[i], cols[j])]);
+            let mean = sel.column_sum() / cols.len() as f64;
+            let mut a = sel.clone();
+            for mut col in a.column_iter_mut() {
+                col -= &mean;
+            }
+            let wa = DMatrix::from_diagonal(&w) * &a;
+            let z = pert.standard_normals(m);
+            let xi = DMatrix::from_fn(m, cols.len(), |i, j| z[(i, cols[j])] * sd[i]);
+            let m_ref = a.transpose() * &wa;
+            let c_ref = wa.transpose() * (&y - &mean);
+            let e_ref = wa.transpose() * &xi;
+            let scale = m_ref.norm();
+            assert!((&stats.m - &m_ref).norm() <= 1e-12 * scale);
+            assert_eq!(stats.m, stats.m.transpose());
+            assert!((&stats.c - &c_ref).norm() <= 1e-12 * scale);
+            let e = stats.e.unwrap_or_default();
+            assert!((&e - &e_ref).norm() <= 1e-12 * scale);
+        }
+    }
 }
