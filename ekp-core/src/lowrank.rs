@@ -31,6 +31,19 @@ pub(crate) const BLOCK_ROWS: usize = 512;
 /// Blocks summed sequentially by one parallel task.
 const CHUNK_BLOCKS: usize = 32;
 
+/// At most this many blocks are gathered into one matrix product (long
+/// enough for the SIMD kernel to run at speed) ...
+const GEMM_BLOCKS: usize = 8;
+
+/// ... as long as the gathered block has at most this many values (so the
+/// scratch memory per thread stays that of one block for large `n`).
+const GEMM_VALUES: usize = 1 << 18;
+
+/// The blocks gathered per matrix product for `n` members.
+fn gemm_blocks(n: usize) -> usize {
+    (GEMM_VALUES / (BLOCK_ROWS * n.max(1))).clamp(1, GEMM_BLOCKS)
+}
+
 /// The rows of `g` that take part: the first `len`, or a list (update groups).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Rows<'a> {
@@ -147,14 +160,19 @@ pub(crate) fn gram(input: &GramInput<'_>) -> Gram {
     let blocks = m_rows.div_ceil(BLOCK_ROWS);
     let chunks = blocks.div_ceil(CHUNK_BLOCKS);
     let with_e = input.perturbation.is_some();
+    let unit_weights = input.weights.iter().all(|&w| w == 1.0);
     let partials: Vec<Gram> = (0..chunks)
         .into_par_iter()
         .map(|c| {
             let mut acc = Gram::zeros(n, with_e);
-            let mut work = BlockWork::new(n);
+            let gb = gemm_blocks(n);
+            let mut work = BlockWork::new(n, gb, unit_weights);
             let last = ((c + 1) * CHUNK_BLOCKS).min(blocks);
-            for b in c * CHUNK_BLOCKS..last {
-                work.add_block(input, b, &mut acc);
+            let mut b = c * CHUNK_BLOCKS;
+            while b < last {
+                let nb = gb.min(last - b);
+                work.add_blocks(input, b, nb, &mut acc);
+                b += nb;
             }
             acc
         })
@@ -172,45 +190,56 @@ struct BlockWork {
     a: DMatrix<f64>,
     wa: DMatrix<f64>,
     mean: Vec<f64>,
+    /// Every weight is 1: `W A = A` (no weighted copy).
+    unit_weights: bool,
 }
 
 impl BlockWork {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, blocks: usize, unit_weights: bool) -> Self {
         Self {
-            a: DMatrix::zeros(BLOCK_ROWS, n),
-            wa: DMatrix::zeros(BLOCK_ROWS, n),
-            mean: vec![0.0; BLOCK_ROWS],
+            a: DMatrix::zeros(blocks * BLOCK_ROWS, n),
+            wa: DMatrix::zeros(if unit_weights { 0 } else { blocks * BLOCK_ROWS }, n),
+            mean: vec![0.0; blocks * BLOCK_ROWS],
+            unit_weights,
         }
     }
 
-    /// Adds block `b`'s contribution to `acc`.
-    fn add_block(&mut self, input: &GramInput<'_>, b: usize, acc: &mut Gram) {
+    /// Adds the contribution of the `nb` blocks from block `b0` on to `acc`.
+    fn add_blocks(&mut self, input: &GramInput<'_>, b0: usize, nb: usize, acc: &mut Gram) {
         let m_rows = input.rows.len();
         let n = input.cols.len();
-        let k0 = b * BLOCK_ROWS;
-        let len = BLOCK_ROWS.min(m_rows - k0);
+        let k0 = b0 * BLOCK_ROWS;
+        let len = (nb * BLOCK_ROWS).min(m_rows - k0);
         if self.a.nrows() != len {
             self.a = DMatrix::zeros(len, n);
-            self.wa = DMatrix::zeros(len, n);
+            if !self.unit_weights {
+                self.wa = DMatrix::zeros(len, n);
+            }
         }
-        // Gather the block (rows k0..k0+len of the selection, members `cols`).
-        for (jj, &j) in input.cols.iter().enumerate() {
-            let src = input.g.column(j);
-            let mut dst = self.a.column_mut(jj);
+        if self.mean.len() < len {
+            self.mean.resize(len, 0.0);
+        }
+        // Gather the blocks (rows k0..k0+len of the selection, members
+        // `cols`), on plain slices so that the loops vectorise.
+        let d = input.g.nrows();
+        let g = input.g.as_slice();
+        let a = &mut self.a.as_mut_slice()[..len * n];
+        for (&j, dst) in input.cols.iter().zip(a.chunks_exact_mut(len)) {
+            let col = &g[j * d..(j + 1) * d];
             match input.rows {
-                Rows::All(_) => dst.copy_from(&src.rows(k0, len)),
+                Rows::All(_) => dst.copy_from_slice(&col[k0..k0 + len]),
                 Rows::List(rows) => {
-                    for (k, &r) in rows[k0..k0 + len].iter().enumerate() {
-                        dst[k] = src[r];
+                    for (v, &r) in dst.iter_mut().zip(&rows[k0..k0 + len]) {
+                        *v = col[r];
                     }
                 }
             }
         }
-        // Row means, then centre.
+        // Row means, then centre (and weight, unless every weight is 1).
         let mean = &mut self.mean[..len];
         mean.fill(0.0);
-        for col in self.a.column_iter() {
-            for (s, v) in mean.iter_mut().zip(col.iter()) {
+        for col in a.chunks_exact(len) {
+            for (s, v) in mean.iter_mut().zip(col) {
                 *s += v;
             }
         }
@@ -218,31 +247,47 @@ impl BlockWork {
         for s in mean.iter_mut() {
             *s *= inv_n;
         }
-        let w = input.weights.rows(k0, len);
-        for (mut a_col, mut wa_col) in self.a.column_iter_mut().zip(self.wa.column_iter_mut()) {
-            for k in 0..len {
-                let v = a_col[k] - mean[k];
-                a_col[k] = v;
-                wa_col[k] = v * w[k];
+        let w = &input.weights.as_slice()[k0..k0 + len];
+        if self.unit_weights {
+            for col in a.chunks_exact_mut(len) {
+                for (v, m) in col.iter_mut().zip(mean.iter()) {
+                    *v -= m;
+                }
+            }
+        } else {
+            let wa = &mut self.wa.as_mut_slice()[..len * n];
+            for (col, wcol) in a.chunks_exact_mut(len).zip(wa.chunks_exact_mut(len)) {
+                for (((v, wv), m), wk) in
+                    col.iter_mut().zip(wcol.iter_mut()).zip(mean.iter()).zip(w)
+                {
+                    *v -= m;
+                    *wv = *v * wk;
+                }
             }
         }
+        let wa = if self.unit_weights { &self.a } else { &self.wa };
         // m += Aᵀ (W A): symmetric, so only its lower triangle is formed
         // (faer's SIMD kernel reads the transposed block in place); [`gram`]
         // mirrors it.
-        dense::add_transpose_mul_lower(&mut acc.m, &self.a, &self.wa);
+        dense::add_transpose_mul_lower(&mut acc.m, &self.a, wa);
         // c += (W A)ᵀ (y − ḡ).
         let resid = DVector::from_iterator(len, (0..len).map(|k| input.y[k0 + k] - mean[k]));
-        acc.c.gemv_tr(1.0, &self.wa, &resid, 1.0);
+        acc.c.gemv_tr(1.0, wa, &resid, 1.0);
         if let (Some((pert, sd)), Some(e)) = (input.perturbation, acc.e.as_mut()) {
-            let z = pert.block(b, len);
+            // The perturbations of each block from its own stream.
             let mut xi = DMatrix::zeros(len, n);
-            for (jj, &j) in input.cols.iter().enumerate() {
-                let mut dst = xi.column_mut(jj);
-                for k in 0..len {
-                    dst[k] = z[(k, j)] * sd[k0 + k];
+            for b in b0..b0 + nb {
+                let kb = b * BLOCK_ROWS - k0;
+                let blen = BLOCK_ROWS.min(len - kb);
+                let z = pert.block(b, blen);
+                for (jj, &j) in input.cols.iter().enumerate() {
+                    let mut dst = xi.column_mut(jj);
+                    for k in 0..blen {
+                        dst[kb + k] = z[(k, j)] * sd[k0 + kb + k];
+                    }
                 }
             }
-            dense::add_transpose_mul(e, &self.wa, &xi);
+            dense::add_transpose_mul(e, wa, &xi);
         }
     }
 }
@@ -315,13 +360,23 @@ mod tests {
         let rows_list: Vec<usize> = (0..d).filter(|i| i % 3 != 1).collect();
         let cols: Vec<usize> = (0..total_n).filter(|j| j % 7 != 3).collect();
         let pert = Perturbation::draw(&mut rng, total_n);
-        for rows in [Rows::All(d), Rows::List(&rows_list)] {
+        for (rows, unit) in [
+            (Rows::All(d), false),
+            (Rows::List(&rows_list), false),
+            (Rows::All(d), true),
+        ] {
             let idx: Vec<usize> = match rows {
                 Rows::All(len) => (0..len).collect(),
                 Rows::List(r) => r.to_vec(),
             };
             let m = idx.len();
-            let w = DVector::from_fn(m, |_, _| rng.random_range(0.5..2.0));
+            let w = DVector::from_fn(m, |_, _| {
+                if unit {
+                    1.0
+                } else {
+                    rng.random_range(0.5..2.0)
+                }
+            });
             let y = DVector::from_fn(m, |_, _| rng.random_range(-1.0..1.0));
             let sd = DVector::from_fn(m, |_, _| rng.random_range(0.1..0.3));
             let stats = gram(&GramInput {
