@@ -38,6 +38,22 @@ fn view_mut(m: &mut DMatrix<f64>) -> MatMut<'_, f64> {
     MatMut::from_column_major_slice_mut(m.as_mut_slice(), r, c)
 }
 
+/// `a b` (`a`: `m × k`, `b`: `k × n`).
+pub(crate) fn mul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
+    let mut out = DMatrix::zeros(a.nrows(), b.ncols());
+    if a.ncols() == b.nrows() {
+        matmul(
+            view_mut(&mut out),
+            Accum::Replace,
+            view(a),
+            view(b),
+            1.0,
+            par(),
+        );
+    }
+    out
+}
+
 /// `a bᵀ` (`a`: `m × k`, `b`: `n × k`).
 pub(crate) fn mul_transpose(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
     let mut out = DMatrix::zeros(a.nrows(), b.nrows());
@@ -52,6 +68,24 @@ pub(crate) fn mul_transpose(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> 
         );
     }
     out
+}
+
+/// Solves `A X = B` for a symmetric positive (semi)definite `A` (its lower
+/// triangle is read): faer's blocked, parallel Cholesky first, then (as
+/// [`crate::linalg::solve_spd`]) nalgebra's LU with partial pivoting if that
+/// fails. `None` if `A` is singular or the shapes do not match.
+pub(crate) fn solve_spd(a: DMatrix<f64>, b: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    if a.nrows() != a.ncols() || a.nrows() != b.nrows() {
+        return None;
+    }
+    match faer::linalg::solvers::Llt::new(view(&a), faer::Side::Lower) {
+        Ok(llt) => {
+            let mut x = b.clone();
+            faer::linalg::solvers::Solve::solve_in_place(&llt, view_mut(&mut x));
+            Some(x)
+        }
+        Err(_) => a.lu().solve(b),
+    }
 }
 
 /// `aᵀ b` (`a`: `k × m`, `b`: `k × n`).
@@ -331,6 +365,24 @@ mod tests {
             assert!((f.0 - s.0).abs() <= 1e-12 * s.0, "{f:?} vs {s:?}");
             assert!((f.1 - s.1).abs() <= 1e-9, "{f:?} vs {s:?}");
         }
+    }
+
+    #[test]
+    fn solve_spd_matches_nalgebra() {
+        let a = random(60, 80, 11);
+        let spd = &a * a.transpose() + DMatrix::identity(60, 60);
+        let b = random(60, 7, 12);
+        let x = solve_spd(spd.clone(), &b).unwrap_or_default();
+        let reference = crate::linalg::solve_spd(spd.clone(), &b).unwrap_or_default();
+        assert!((&x - &reference).norm() <= 1e-10 * reference.norm());
+        assert!((&spd * &x - &b).norm() <= 1e-10 * b.norm());
+        // Indefinite but invertible: the LU fallback.
+        let indef = DMatrix::from_row_slice(2, 2, &[0.0, 1.0, 1.0, 0.0]);
+        let rhs = DMatrix::from_row_slice(2, 1, &[2.0, 3.0]);
+        let x = solve_spd(indef, &rhs).unwrap_or_default();
+        assert_eq!(x, DMatrix::from_row_slice(2, 1, &[3.0, 2.0]));
+        // Singular: None.
+        assert!(solve_spd(DMatrix::zeros(3, 3), &DMatrix::zeros(3, 1)).is_none());
     }
 
     #[test]
