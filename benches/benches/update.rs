@@ -5,14 +5,16 @@
 //! `inversion-dense` rows give the same EKI update with `Γ` as a full matrix
 //! (the dense `d × d` solve) for comparison, and the `-1thread` rows run the
 //! low-rank updates on a one-thread rayon pool (side by side with the default
-//! pool: the gain of the threaded row blocks).
+//! pool: the gain of the threaded row blocks). The `metrics` group times the
+//! iteration's metrics next to the update at N = d = 1000, and the CRPS as
+//! computed before (nalgebra's eigendecomposition).
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ekp_benches::update_problem;
 use ekp_core::{
-    EnsembleKalmanProcess, Inversion, Localizer, NoiseCovariance, Observation, Process, Scheduler,
-    TransformInversion,
+    EnsembleKalmanProcess, ErrorMetrics, Inversion, Localizer, NoiseCovariance, Observation,
+    Process, Scheduler, TransformInversion,
 };
 
 fn update(c: &mut Criterion) {
@@ -100,5 +102,42 @@ fn update(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, update);
+/// The iteration's metrics next to the update they come with (EKI, N = d =
+/// 1000, dense form): `ErrorMetrics::compute` (the fast CRPS) and the CRPS as
+/// computed before (`ErrorMetrics::crps_reference`, nalgebra's full
+/// eigendecomposition), side by side in one run.
+fn metrics(c: &mut Criterion) {
+    let mut group = c.benchmark_group("metrics");
+    group.sample_size(10);
+    let (n, d, p) = (1000usize, 1000usize, 100usize);
+    let (prior, obs, g) = update_problem(p, d, n, 3);
+    let built = EnsembleKalmanProcess::builder(
+        prior,
+        obs.clone(),
+        Process::Inversion(Inversion::default()),
+    )
+    .ensemble_size(n)
+    .seed(1)
+    .localizer(Localizer::None)
+    .scheduler(Scheduler::Fixed { dt: 1.0 })
+    .build();
+    let Ok(ekp) = built else { return };
+    let size = format!("N{n}_d{d}");
+    group.bench_function(BenchmarkId::new("update", &size), |b| {
+        b.iter_batched(
+            || ekp.clone(),
+            |mut e| e.update(&g).map(|_| ()),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.bench_function(BenchmarkId::new("metrics", &size), |b| {
+        b.iter(|| ErrorMetrics::compute(&g, &obs))
+    });
+    group.bench_function(BenchmarkId::new("crps-reference", &size), |b| {
+        b.iter(|| ErrorMetrics::crps_reference(&g, &obs))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, update, metrics);
 criterion_main!(benches);

@@ -189,6 +189,7 @@
 
 pub mod accelerator;
 pub mod constraint;
+mod dense;
 pub mod ensemble_kalman_process;
 pub mod error;
 pub mod failure;

@@ -23,11 +23,26 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::dense;
+
 /// Rows per block (fixed: results and draws do not depend on the thread count).
 pub(crate) const BLOCK_ROWS: usize = 512;
 
 /// Blocks summed sequentially by one parallel task.
 const CHUNK_BLOCKS: usize = 32;
+
+/// At most this many blocks are gathered into one matrix product (long
+/// enough for the SIMD kernel to run at speed) ...
+const GEMM_BLOCKS: usize = 8;
+
+/// ... as long as the gathered block has at most this many values (so the
+/// scratch memory per thread stays that of one block for large `n`).
+const GEMM_VALUES: usize = 1 << 18;
+
+/// The blocks gathered per matrix product for `n` members.
+fn gemm_blocks(n: usize) -> usize {
+    (GEMM_VALUES / (BLOCK_ROWS * n.max(1))).clamp(1, GEMM_BLOCKS)
+}
 
 /// The rows of `g` that take part: the first `len`, or a list (update groups).
 #[derive(Clone, Copy, Debug)]
@@ -145,14 +160,19 @@ pub(crate) fn gram(input: &GramInput<'_>) -> Gram {
     let blocks = m_rows.div_ceil(BLOCK_ROWS);
     let chunks = blocks.div_ceil(CHUNK_BLOCKS);
     let with_e = input.perturbation.is_some();
+    let unit_weights = input.weights.iter().all(|&w| w == 1.0);
     let partials: Vec<Gram> = (0..chunks)
         .into_par_iter()
         .map(|c| {
             let mut acc = Gram::zeros(n, with_e);
-            let mut work = BlockWork::new(n);
+            let gb = gemm_blocks(n);
+            let mut work = BlockWork::new(n, gb, unit_weights);
             let last = ((c + 1) * CHUNK_BLOCKS).min(blocks);
-            for b in c * CHUNK_BLOCKS..last {
-                work.add_block(input, b, &mut acc);
+            let mut b = c * CHUNK_BLOCKS;
+            while b < last {
+                let nb = gb.min(last - b);
+                work.add_blocks(input, b, nb, &mut acc);
+                b += nb;
             }
             acc
         })
@@ -161,66 +181,65 @@ pub(crate) fn gram(input: &GramInput<'_>) -> Gram {
     for p in &partials {
         total.add(p);
     }
-    if n >= SPLIT_MIN {
-        let h = n / 2;
-        let lower = total.m.view((h, 0), (n - h, h)).transpose();
-        total.m.view_mut((0, h), (h, n - h)).copy_from(&lower);
-    }
+    dense::mirror_lower(&mut total.m);
     total
 }
-
-/// From this many members on, `Aᵀ W A` is formed as three blocks (see
-/// [`BlockWork::add_block`]).
-const SPLIT_MIN: usize = 16;
 
 /// Scratch buffers of one thread.
 struct BlockWork {
     a: DMatrix<f64>,
     wa: DMatrix<f64>,
-    /// A transposed `n × rows` matrix (`Aᵀ`, then `(W A)ᵀ`).
-    t: DMatrix<f64>,
     mean: Vec<f64>,
+    /// Every weight is 1: `W A = A` (no weighted copy).
+    unit_weights: bool,
 }
 
 impl BlockWork {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, blocks: usize, unit_weights: bool) -> Self {
         Self {
-            a: DMatrix::zeros(BLOCK_ROWS, n),
-            wa: DMatrix::zeros(BLOCK_ROWS, n),
-            t: DMatrix::zeros(n, BLOCK_ROWS),
-            mean: vec![0.0; BLOCK_ROWS],
+            a: DMatrix::zeros(blocks * BLOCK_ROWS, n),
+            wa: DMatrix::zeros(if unit_weights { 0 } else { blocks * BLOCK_ROWS }, n),
+            mean: vec![0.0; blocks * BLOCK_ROWS],
+            unit_weights,
         }
     }
 
-    /// Adds block `b`'s contribution to `acc`.
-    fn add_block(&mut self, input: &GramInput<'_>, b: usize, acc: &mut Gram) {
+    /// Adds the contribution of the `nb` blocks from block `b0` on to `acc`.
+    fn add_blocks(&mut self, input: &GramInput<'_>, b0: usize, nb: usize, acc: &mut Gram) {
         let m_rows = input.rows.len();
         let n = input.cols.len();
-        let k0 = b * BLOCK_ROWS;
-        let len = BLOCK_ROWS.min(m_rows - k0);
+        let k0 = b0 * BLOCK_ROWS;
+        let len = (nb * BLOCK_ROWS).min(m_rows - k0);
         if self.a.nrows() != len {
             self.a = DMatrix::zeros(len, n);
-            self.wa = DMatrix::zeros(len, n);
-            self.t = DMatrix::zeros(n, len);
+            if !self.unit_weights {
+                self.wa = DMatrix::zeros(len, n);
+            }
         }
-        // Gather the block (rows k0..k0+len of the selection, members `cols`).
-        for (jj, &j) in input.cols.iter().enumerate() {
-            let src = input.g.column(j);
-            let mut dst = self.a.column_mut(jj);
+        if self.mean.len() < len {
+            self.mean.resize(len, 0.0);
+        }
+        // Gather the blocks (rows k0..k0+len of the selection, members
+        // `cols`), on plain slices so that the loops vectorise.
+        let d = input.g.nrows();
+        let g = input.g.as_slice();
+        let a = &mut self.a.as_mut_slice()[..len * n];
+        for (&j, dst) in input.cols.iter().zip(a.chunks_exact_mut(len)) {
+            let col = &g[j * d..(j + 1) * d];
             match input.rows {
-                Rows::All(_) => dst.copy_from(&src.rows(k0, len)),
+                Rows::All(_) => dst.copy_from_slice(&col[k0..k0 + len]),
                 Rows::List(rows) => {
-                    for (k, &r) in rows[k0..k0 + len].iter().enumerate() {
-                        dst[k] = src[r];
+                    for (v, &r) in dst.iter_mut().zip(&rows[k0..k0 + len]) {
+                        *v = col[r];
                     }
                 }
             }
         }
-        // Row means, then centre.
+        // Row means, then centre (and weight, unless every weight is 1).
         let mean = &mut self.mean[..len];
         mean.fill(0.0);
-        for col in self.a.column_iter() {
-            for (s, v) in mean.iter_mut().zip(col.iter()) {
+        for col in a.chunks_exact(len) {
+            for (s, v) in mean.iter_mut().zip(col) {
                 *s += v;
             }
         }
@@ -228,57 +247,47 @@ impl BlockWork {
         for s in mean.iter_mut() {
             *s *= inv_n;
         }
-        let w = input.weights.rows(k0, len);
-        for (mut a_col, mut wa_col) in self.a.column_iter_mut().zip(self.wa.column_iter_mut()) {
-            for k in 0..len {
-                let v = a_col[k] - mean[k];
-                a_col[k] = v;
-                wa_col[k] = v * w[k];
-            }
-        }
-        // m += Aᵀ (W A), with Aᵀ copied so that the product is a blocked gemm
-        // (nalgebra's `Aᵀ B` is a loop of dot products). `m` is symmetric:
-        // for larger n only the blocks on and below the diagonal of a 2 × 2
-        // split are formed (3/4 of the work); [`gram`] mirrors the rest.
-        self.a.transpose_to(&mut self.t);
-        if n >= SPLIT_MIN {
-            let h = n / 2;
-            let k = n - h;
-            acc.m.view_mut((0, 0), (h, h)).gemm(
-                1.0,
-                &self.t.rows(0, h),
-                &self.wa.columns(0, h),
-                1.0,
-            );
-            acc.m.view_mut((h, 0), (k, h)).gemm(
-                1.0,
-                &self.t.rows(h, k),
-                &self.wa.columns(0, h),
-                1.0,
-            );
-            acc.m.view_mut((h, h), (k, k)).gemm(
-                1.0,
-                &self.t.rows(h, k),
-                &self.wa.columns(h, k),
-                1.0,
-            );
-        } else {
-            acc.m.gemm(1.0, &self.t, &self.wa, 1.0);
-        }
-        // c += (W A)ᵀ (y − ḡ).
-        let resid = DVector::from_iterator(len, (0..len).map(|k| input.y[k0 + k] - mean[k]));
-        acc.c.gemv_tr(1.0, &self.wa, &resid, 1.0);
-        if let (Some((pert, sd)), Some(e)) = (input.perturbation, acc.e.as_mut()) {
-            let z = pert.block(b, len);
-            let mut xi = DMatrix::zeros(len, n);
-            for (jj, &j) in input.cols.iter().enumerate() {
-                let mut dst = xi.column_mut(jj);
-                for k in 0..len {
-                    dst[k] = z[(k, j)] * sd[k0 + k];
+        let w = &input.weights.as_slice()[k0..k0 + len];
+        if self.unit_weights {
+            for col in a.chunks_exact_mut(len) {
+                for (v, m) in col.iter_mut().zip(mean.iter()) {
+                    *v -= m;
                 }
             }
-            self.wa.transpose_to(&mut self.t);
-            e.gemm(1.0, &self.t, &xi, 1.0);
+        } else {
+            let wa = &mut self.wa.as_mut_slice()[..len * n];
+            for (col, wcol) in a.chunks_exact_mut(len).zip(wa.chunks_exact_mut(len)) {
+                for (((v, wv), m), wk) in
+                    col.iter_mut().zip(wcol.iter_mut()).zip(mean.iter()).zip(w)
+                {
+                    *v -= m;
+                    *wv = *v * wk;
+                }
+            }
+        }
+        let wa = if self.unit_weights { &self.a } else { &self.wa };
+        // m += Aᵀ (W A): symmetric, so only its lower triangle is formed
+        // (faer's SIMD kernel reads the transposed block in place); [`gram`]
+        // mirrors it.
+        dense::add_transpose_mul_lower(&mut acc.m, &self.a, wa);
+        // c += (W A)ᵀ (y − ḡ).
+        let resid = DVector::from_iterator(len, (0..len).map(|k| input.y[k0 + k] - mean[k]));
+        acc.c.gemv_tr(1.0, wa, &resid, 1.0);
+        if let (Some((pert, sd)), Some(e)) = (input.perturbation, acc.e.as_mut()) {
+            // The perturbations of each block from its own stream.
+            let mut xi = DMatrix::zeros(len, n);
+            for b in b0..b0 + nb {
+                let kb = b * BLOCK_ROWS - k0;
+                let blen = BLOCK_ROWS.min(len - kb);
+                let z = pert.block(b, blen);
+                for (jj, &j) in input.cols.iter().enumerate() {
+                    let mut dst = xi.column_mut(jj);
+                    for k in 0..blen {
+                        dst[kb + k] = z[(k, j)] * sd[k0 + kb + k];
+                    }
+                }
+            }
+            dense::add_transpose_mul(e, wa, &xi);
         }
     }
 }
@@ -334,4 +343,69 @@ pub(crate) fn par_clone(m: &DMatrix<f64>) -> DMatrix<f64> {
         .zip(m.as_slice().par_chunks(CHUNK))
         .for_each(|(dst, src)| dst.copy_from_slice(src));
     DMatrix::from_vec(m.nrows(), m.ncols(), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`gram`] against the dense formulas with nalgebra's products: several
+    /// row blocks (the last partial), a row list, a subset of members, the
+    /// perturbation term.
+    #[test]
+    fn gram_matches_the_dense_nalgebra_formulas() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (d, total_n) = (1300usize, 30usize);
+        let g = DMatrix::from_fn(d, total_n, |_, _| rng.random_range(-1.0..1.0));
+        let rows_list: Vec<usize> = (0..d).filter(|i| i % 3 != 1).collect();
+        let cols: Vec<usize> = (0..total_n).filter(|j| j % 7 != 3).collect();
+        let pert = Perturbation::draw(&mut rng, total_n);
+        for (rows, unit) in [
+            (Rows::All(d), false),
+            (Rows::List(&rows_list), false),
+            (Rows::All(d), true),
+        ] {
+            let idx: Vec<usize> = match rows {
+                Rows::All(len) => (0..len).collect(),
+                Rows::List(r) => r.to_vec(),
+            };
+            let m = idx.len();
+            let w = DVector::from_fn(m, |_, _| {
+                if unit {
+                    1.0
+                } else {
+                    rng.random_range(0.5..2.0)
+                }
+            });
+            let y = DVector::from_fn(m, |_, _| rng.random_range(-1.0..1.0));
+            let sd = DVector::from_fn(m, |_, _| rng.random_range(0.1..0.3));
+            let stats = gram(&GramInput {
+                g: &g,
+                rows,
+                cols: &cols,
+                weights: &w,
+                y: &y,
+                perturbation: Some((&pert, &sd)),
+            });
+            // Dense reference.
+            let sel = DMatrix::from_fn(m, cols.len(), |i, j| g[(idx[i], cols[j])]);
+            let mean = sel.column_sum() / cols.len() as f64;
+            let mut a = sel.clone();
+            for mut col in a.column_iter_mut() {
+                col -= &mean;
+            }
+            let wa = DMatrix::from_diagonal(&w) * &a;
+            let z = pert.standard_normals(m);
+            let xi = DMatrix::from_fn(m, cols.len(), |i, j| z[(i, cols[j])] * sd[i]);
+            let m_ref = a.transpose() * &wa;
+            let c_ref = wa.transpose() * (&y - &mean);
+            let e_ref = wa.transpose() * &xi;
+            let scale = m_ref.norm();
+            assert!((&stats.m - &m_ref).norm() <= 1e-12 * scale);
+            assert_eq!(stats.m, stats.m.transpose());
+            assert!((&stats.c - &c_ref).norm() <= 1e-12 * scale);
+            let e = stats.e.unwrap_or_default();
+            assert!((&e - &e_ref).norm() <= 1e-12 * scale);
+        }
+    }
 }

@@ -41,6 +41,8 @@ fn run() -> Result<(), Error> {
     let steps: usize = args.next().map_or(Ok(3_000), |a| a.parse())?;
     let evaluate = args.next().is_some_and(|a| a == "--evaluate");
     println!("members {members}, steps {steps}");
+    // (precision, sites, minimal, ours) of every configuration that ran.
+    let mut summary: Vec<(Precision, usize, f64, f64)> = Vec::new();
     for precision in [Precision::F32, Precision::F64] {
         for sites in [36, 40] {
             let config = Lorenz96Config {
@@ -76,6 +78,7 @@ fn run() -> Result<(), Error> {
                 "{precision} {sites} sites: minimal kernel {minimal:.3e}, Lorenz96Gpu::integrate_only {ours:.3e} member-steps/s ({:.0} %)",
                 100.0 * ours / minimal
             );
+            summary.push((precision, sites, minimal, ours));
             if sites == 36 && evaluate {
                 // The whole model: spin-up, observed window, observables.
                 let begin = Instant::now();
@@ -87,6 +90,20 @@ fn run() -> Result<(), Error> {
                     model.cpu_model().member_steps()
                 );
             }
+        }
+    }
+    println!("summary (member-steps/s; ours / minimal):");
+    println!("precision sites   minimal kernel  Lorenz96Gpu  ratio");
+    for (precision, sites, minimal, ours) in &summary {
+        println!(
+            "{:<9} {sites:>5} {minimal:>16.3e} {ours:>12.3e} {:>6.2}",
+            precision.to_string(),
+            ours / minimal
+        );
+    }
+    for missing in [Precision::F32, Precision::F64] {
+        if !summary.iter().any(|s| s.0 == missing) {
+            println!("{missing}: not run on this adapter");
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
+use crate::dense;
 use crate::linalg::column_mean;
 use crate::lowrank::{GramInput, Rows, gram};
 use crate::observation::Observation;
@@ -95,12 +96,17 @@ impl ErrorMetrics {
             avg_rmse,
             unweighted_loss: diff.norm_squared() / d,
             bayes_loss: None,
-            crps: if plain_mean && g.nrows() > g.ncols() {
-                crps_streaming(g, obs.values())
-            } else {
-                crps(g, gbar, obs.values())
-            },
+            crps: crps_of(g, gbar, obs.values(), plain_mean, Eigen::Fast),
         }
+    }
+
+    /// The CRPS of [`compute`](Self::compute) computed as before the fast
+    /// eigensolver: nalgebra's products and full symmetric
+    /// eigendecomposition (eigenvectors formed). The reference that the
+    /// tests compare the fast computation with, and the "before" of the
+    /// metrics benchmark; equal to `compute(g, obs).crps` up to rounding.
+    pub fn crps_reference(g: &DMatrix<f64>, obs: &Observation) -> Option<f64> {
+        crps_of(g, &column_mean(g), obs.values(), true, Eigen::Reference)
     }
 
     /// These metrics with the Bayesian loss for `d` data values, the
@@ -127,10 +133,45 @@ impl ErrorMetrics {
     }
 }
 
+/// The CRPS, streaming over row blocks when `gbar` is the plain mean and
+/// `d > n`.
+fn crps_of(
+    g: &DMatrix<f64>,
+    gbar: &DVector<f64>,
+    y: &DVector<f64>,
+    plain_mean: bool,
+    eigen: Eigen,
+) -> Option<f64> {
+    if plain_mean && g.nrows() > g.ncols() {
+        crps_streaming(g, y, eigen)
+    } else {
+        crps(g, gbar, y, eigen)
+    }
+}
+
+/// How the CRPS's eigenvalues and projections are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Eigen {
+    /// Tridiagonalisation and QL on the projected vector (no eigenvectors).
+    Fast,
+    /// nalgebra's full eigendecomposition (the previous computation).
+    Reference,
+}
+
+impl Eigen {
+    fn run(self, m: DMatrix<f64>, v: &DVector<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
+        match self {
+            Eigen::Fast => dense::sym_eigen_projections(m, v),
+            Eigen::Reference => dense::reference_eigen_projections(m, v),
+        }
+    }
+}
+
 /// CRPS of the ensemble `g` (`d × n`) with mean `gbar` against `y`, through
-/// the `n × n` Gram matrix of the scaled anomalies (so `O(n² d)`); `None` with
+/// the smaller of the `d × d` covariance `A Aᵀ` and the `n × n` Gram matrix
+/// `Aᵀ A` of the scaled anomalies (so `O(min(d, n)² max(d, n))`); `None` with
 /// fewer than 2 members or a collapsed ensemble.
-fn crps(g: &DMatrix<f64>, gbar: &DVector<f64>, y: &DVector<f64>) -> Option<f64> {
+fn crps(g: &DMatrix<f64>, gbar: &DVector<f64>, y: &DVector<f64>, eigen: Eigen) -> Option<f64> {
     let n = g.ncols();
     if n < 2 {
         return None;
@@ -144,23 +185,32 @@ fn crps(g: &DMatrix<f64>, gbar: &DVector<f64>, y: &DVector<f64>) -> Option<f64> 
     let diff = y - gbar;
     // The singular values s and w = S⁻¹ Uᵀ diff, through the smaller of the
     // d × d covariance A Aᵀ and the n × n Gram matrix Aᵀ A.
-    let (sq, ws): (Vec<f64>, Vec<f64>) = if d <= n {
-        let eig = nalgebra::SymmetricEigen::new(&a * a.transpose());
-        let ud = eig.eigenvectors.transpose() * &diff;
-        eig.eigenvalues
-            .iter()
-            .zip(ud.iter())
-            .map(|(&l, &x)| (l, x))
-            .unzip()
+    if d <= n {
+        let aat = match eigen {
+            Eigen::Fast => dense::mul_transpose(&a, &a),
+            Eigen::Reference => &a * a.transpose(),
+        };
+        let (sq, ws) = eigen.run(aat, &diff)?;
+        crps_sum(&sq, &ws, d, n)
     } else {
-        return crps_from_gram(a.transpose() * &a, a.transpose() * &diff, d);
-    };
-    crps_sum(&sq, &ws, d, n)
+        let (ata, atd) = match eigen {
+            Eigen::Fast => {
+                let diff_m = DMatrix::from_column_slice(d, 1, diff.as_slice());
+                let atd = dense::transpose_mul(&a, &diff_m);
+                (
+                    dense::transpose_mul(&a, &a),
+                    DVector::from_column_slice(atd.as_slice()),
+                )
+            }
+            Eigen::Reference => (a.transpose() * &a, a.transpose() * &diff),
+        };
+        crps_from_gram(ata, atd, d, eigen)
+    }
 }
 
 /// [`crps`] with the plain column mean, for `d > n`: the Gram matrix `AᵀA`
 /// and `Aᵀ (y − ḡ)` are accumulated over row blocks (no copy of `g`).
-fn crps_streaming(g: &DMatrix<f64>, y: &DVector<f64>) -> Option<f64> {
+fn crps_streaming(g: &DMatrix<f64>, y: &DVector<f64>, eigen: Eigen) -> Option<f64> {
     let (d, n) = g.shape();
     if n < 2 {
         return None;
@@ -176,22 +226,20 @@ fn crps_streaming(g: &DMatrix<f64>, y: &DVector<f64>) -> Option<f64> {
         perturbation: None,
     });
     let s = 1.0 / ((n - 1) as f64).sqrt();
-    crps_from_gram(stats.m * (s * s), stats.c * s, d)
+    crps_from_gram(stats.m * (s * s), stats.c * s, d, eigen)
 }
 
 /// The CRPS from the Gram matrix `AᵀA` (`n × n`) of the scaled anomalies and
 /// `Aᵀ (y − ḡ)`, for `d` outputs.
-fn crps_from_gram(ata: DMatrix<f64>, atd: DVector<f64>, d: usize) -> Option<f64> {
+fn crps_from_gram(ata: DMatrix<f64>, atd: DVector<f64>, d: usize, eigen: Eigen) -> Option<f64> {
     let n = ata.nrows();
-    let eig = nalgebra::SymmetricEigen::new(ata);
-    let vd = eig.eigenvectors.transpose() * atd;
+    let (sq, vd) = eigen.run(ata, &atd)?;
     // Uᵀ diff = S⁻¹ Vᵀ Aᵀ diff.
-    let (sq, ws): (Vec<f64>, Vec<f64>) = eig
-        .eigenvalues
+    let ws: Vec<f64> = sq
         .iter()
         .zip(vd.iter())
-        .map(|(&l, &x)| (l, x / l.max(f64::MIN_POSITIVE).sqrt()))
-        .unzip();
+        .map(|(&l, &x)| x / l.max(f64::MIN_POSITIVE).sqrt())
+        .collect();
     crps_sum(&sq, &ws, d, n)
 }
 

@@ -20,6 +20,7 @@ use rand_chacha::ChaCha20Rng;
 
 use super::{OutputSelection, PriorBlock, ProcessStep, StepInput};
 use crate::accelerator::Accelerator;
+use crate::dense;
 use crate::error::EkpError;
 use crate::failure::FailurePolicy;
 use crate::linalg::{anomalies, solve_spd};
@@ -238,8 +239,8 @@ pub(crate) fn update<R: Rng + ?Sized>(
     let (_, ga) = anomalies(&g_ext);
     let inv_n = 1.0 / n as f64;
     let reg = f64::EPSILON.sqrt();
-    let mut c_ug = (&ua * ga.transpose()) * inv_n;
-    let mut c_gg = (&ga * ga.transpose()) * inv_n;
+    let mut c_ug = dense::mul_transpose(&ua, &ga) * inv_n;
+    let mut c_gg = dense::mul_transpose(&ga, &ga) * inv_n;
     for i in 0..m {
         c_gg[(i, i)] += reg;
     }
@@ -264,8 +265,8 @@ pub(crate) fn update<R: Rng + ?Sized>(
         }
     }
     let resid = y_ext - g_ext;
-    let x = solve_spd(a, &resid).ok_or(EkpError::Singular {
+    let x = dense::solve_spd(a, &resid).ok_or(EkpError::Singular {
         what: "C^gg + Γ/Δt",
     })?;
-    Ok(u + c_ug * x)
+    Ok(u + dense::mul(&c_ug, &x))
 }
