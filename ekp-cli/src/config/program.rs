@@ -112,6 +112,27 @@ impl ProgramSpec {
             key: key.to_string(),
             message,
         };
+        // Checked here rather than by serde, whose message would list
+        // `batch_size` for every kind.
+        const KEYS: [&str; 5] = ["program", "args", "env", "timeout", "templates"];
+        if let Some(k) = table
+            .keys()
+            .find(|k| !KEYS.contains(&k.as_str()) && k.as_str() != "batch_size")
+        {
+            let extra = if kind == ProgramKind::Batch {
+                ", batch_size"
+            } else {
+                ""
+            };
+            return Err(invalid(
+                &format!("model.{}", k.escape_debug()),
+                format!(
+                    "unknown key for a {} model; its keys are kind, fixed, {}{extra}",
+                    kind.name(),
+                    KEYS.join(", ")
+                ),
+            ));
+        }
         let raw: RawCommand = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| invalid("model", e.to_string().trim_end().to_string()))?;
@@ -307,6 +328,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn an_unknown_key_is_named_with_the_keys_of_its_kind() {
+        let table: toml::Table = toml::from_str("program = \"m\"\nbatchsize = 4\n").unwrap();
+        let worker =
+            ProgramSpec::from_table(table.clone(), "c.toml", Path::new("."), ProgramKind::Worker)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            worker.contains("model.batchsize") && worker.contains("worker model"),
+            "{worker}"
+        );
+        assert!(!worker.contains("batch_size"), "{worker}");
+        let batch = ProgramSpec::from_table(table, "c.toml", Path::new("."), ProgramKind::Batch)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            batch.contains("model.batchsize") && batch.contains("batch_size"),
+            "{batch}"
+        );
+    }
 
     #[test]
     fn durations_parse() {
