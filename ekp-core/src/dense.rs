@@ -38,36 +38,29 @@ fn view_mut(m: &mut DMatrix<f64>) -> MatMut<'_, f64> {
     MatMut::from_column_major_slice_mut(m.as_mut_slice(), r, c)
 }
 
-/// `a b` (`a`: `m × k`, `b`: `k × n`).
-pub(crate) fn mul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
+/// `a b` for faer views; the zero matrix of the product's shape when the
+/// inner sizes differ.
+fn product(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> DMatrix<f64> {
     let mut out = DMatrix::zeros(a.nrows(), b.ncols());
     if a.ncols() == b.nrows() {
-        matmul(
-            view_mut(&mut out),
-            Accum::Replace,
-            view(a),
-            view(b),
-            1.0,
-            par(),
-        );
+        matmul(view_mut(&mut out), Accum::Replace, a, b, 1.0, par());
     }
     out
 }
 
+/// `a b` (`a`: `m × k`, `b`: `k × n`).
+pub(crate) fn mul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
+    product(view(a), view(b))
+}
+
 /// `a bᵀ` (`a`: `m × k`, `b`: `n × k`).
 pub(crate) fn mul_transpose(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
-    let mut out = DMatrix::zeros(a.nrows(), b.nrows());
-    if a.ncols() == b.ncols() {
-        matmul(
-            view_mut(&mut out),
-            Accum::Replace,
-            view(a),
-            view(b).transpose(),
-            1.0,
-            par(),
-        );
-    }
-    out
+    product(view(a), view(b).transpose())
+}
+
+/// `aᵀ b` (`a`: `k × m`, `b`: `k × n`).
+pub(crate) fn transpose_mul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
+    product(view(a).transpose(), view(b))
 }
 
 /// Solves `A X = B` for a symmetric positive (semi)definite `A` (its lower
@@ -86,22 +79,6 @@ pub(crate) fn solve_spd(a: DMatrix<f64>, b: &DMatrix<f64>) -> Option<DMatrix<f64
         }
         Err(_) => a.lu().solve(b),
     }
-}
-
-/// `aᵀ b` (`a`: `k × m`, `b`: `k × n`).
-pub(crate) fn transpose_mul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
-    let mut out = DMatrix::zeros(a.ncols(), b.ncols());
-    if a.nrows() == b.nrows() {
-        matmul(
-            view_mut(&mut out),
-            Accum::Replace,
-            view(a).transpose(),
-            view(b),
-            1.0,
-            par(),
-        );
-    }
-    out
 }
 
 /// `acc += aᵀ b` (`a`: `k × m`, `b`: `k × n`, `acc`: `m × n`), on the

@@ -75,10 +75,7 @@ pub struct IterationRow {
 pub fn constrained_summary(ekp: &EnsembleKalmanProcess, k: usize) -> (DVector<f64>, DVector<f64>) {
     let prior = ekp.prior();
     if let Some(state) = ekp.unscented_state()
-        && let (Some(m), Some(c)) = (
-            state.mean_history().get(k).cloned(),
-            state.cov_history().get(k),
-        )
+        && let (Some(m), Some(c)) = (state.mean_at(k), state.cov_history().get(k))
         && m.len() == prior.dim()
         && c.nrows() == prior.dim()
     {

@@ -374,6 +374,10 @@ impl UnscentedState {
             .map(|m| m.column(0).into_owned())
             .collect()
     }
+    /// The mean after `k` updates (`k = 0`: the prior's), if there is one.
+    pub fn mean_at(&self, k: usize) -> Option<DVector<f64>> {
+        self.means.get(k).map(|m| m.column(0).into_owned())
+    }
     /// All covariances, the prior's first.
     pub fn cov_history(&self) -> &[DMatrix<f64>] {
         &self.covs
