@@ -332,8 +332,10 @@ impl RunFolder {
 
     /// Make a calibration folder in `dir` (absent, or empty and claimed by
     /// the caller) for `cal` started as `first`: the calibration file, the
-    /// data, iteration 0's files and state, then the record and the state
-    /// (the record last but one: a folder without it is not a calibration).
+    /// data, iteration 0's files and the state, then the record last: a
+    /// folder without it is not a calibration (a run killed before it is
+    /// [`Occupant::Partial`] and starts again), and a folder with it holds
+    /// everything a calibration needs.
     /// `config_path` is the file `cal` came from (`None`: the embedded default).
     pub fn create(
         dir: &Path,
@@ -383,6 +385,7 @@ impl RunFolder {
                 .as_bytes(),
         )?;
         folder.write_iteration(first)?;
+        write_atomic(&folder.state_path(), state_text(first)?.as_bytes())?;
         write_atomic(
             &dir.join(META_FILE),
             format!(
@@ -395,7 +398,6 @@ impl RunFolder {
             )
             .as_bytes(),
         )?;
-        write_atomic(&folder.state_path(), state_text(first)?.as_bytes())?;
         Ok(folder)
     }
 
@@ -644,5 +646,33 @@ impl RunFolder {
             }
         }
         g
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record is the last file `create` writes: when writing it fails
+    /// (here a folder is in its way), everything else is already there, and
+    /// without the record the folder is a [`Occupant::Partial`] that `run`
+    /// starts again, never a calibration missing its state.
+    #[test]
+    fn the_record_is_written_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cal");
+        std::fs::create_dir_all(dir.join(META_FILE).join("in-the-way")).unwrap();
+        let cal = Calibration::embedded_default().unwrap();
+        let ekp = crate::driver::start(&cal, crate::models::observation(&cal).unwrap()).unwrap();
+        assert!(RunFolder::create(&dir, cal, None, MadeBy::Run, &ekp).is_err());
+        for file in [CONFIG_FILE, STATE_FILE, results::OBSERVATIONS_FILE] {
+            assert!(
+                dir.join(file).is_file(),
+                "{file} is written before the record"
+            );
+        }
+        assert!(dir.join("iteration_000").is_dir());
+        std::fs::remove_dir_all(dir.join(META_FILE)).unwrap();
+        assert!(matches!(inspect(&dir).unwrap(), Occupant::Partial));
     }
 }
