@@ -24,6 +24,9 @@
 //! workspace's `unsafe_code = "forbid"` stands unchanged and no unsafe is
 //! written by hand.
 
+use std::fmt::Debug;
+use std::ops::{Add, Mul, Sub};
+
 use multiversion::multiversion;
 
 use crate::Forcing;
@@ -32,24 +35,120 @@ use crate::Forcing;
 /// and by `ekp-cli bench` (8: one AVX-512 register of f64 per site).
 pub const LANES: usize = 8;
 
-/// One site of `L` members.
-pub type Lane<const L: usize> = [f64; L];
+/// Members integrated side by side in f32 by
+/// [`crate::Lorenz96::final_states_into_f32`] (16: one AVX-512 register, or
+/// two AVX2 registers, of f32 per site — the same register count per site
+/// as [`LANES`] f64 lanes, so twice the members per instruction).
+pub const LANES_F32: usize = 16;
 
-/// The forcings of `L` members, `F_l + A_l·sin(ω t)` with a shared ω.
+mod sealed {
+    /// Only f32 and f64 implement [`super::LaneReal`].
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// The floating-point types the lanes kernel (and the scalar reference in
+/// [`crate::lorenz96`]) integrates in: `f64` and `f32`. Sealed.
+pub trait LaneReal:
+    sealed::Sealed
+    + Copy
+    + Debug
+    + Default
+    + PartialEq
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+{
+    /// 0.
+    const ZERO: Self;
+    /// 2.
+    const TWO: Self;
+    /// `x` rounded to the nearest value of this type (`x as f32`; the
+    /// identity for f64).
+    fn from_f64(x: f64) -> Self;
+    /// The value as an f64 (exact).
+    fn to_f64(self) -> f64;
+}
+
+impl LaneReal for f64 {
+    const ZERO: Self = 0.0;
+    const TWO: Self = 2.0;
+    #[inline(always)]
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+impl LaneReal for f32 {
+    const ZERO: Self = 0.0;
+    const TWO: Self = 2.0;
+    #[inline(always)]
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+/// The step lengths of one RK4 step in the working precision: `dt`, `dt/2`
+/// and `dt/6`, each computed in f64 from the f64 `dt` and then rounded to
+/// `T` (for f64 exactly the values the f64 reference computes).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LaneForcing<const L: usize> {
-    /// Mean forcing `F` of each lane.
-    pub mean: Lane<L>,
-    /// Amplitude `A` of each lane.
-    pub amplitude: Lane<L>,
-    /// Angular frequency ω, shared by all lanes.
+pub(crate) struct StepLengths<T> {
+    /// `dt` rounded to `T`.
+    pub(crate) dt: T,
+    /// `dt/2` (in f64) rounded to `T`.
+    pub(crate) half: T,
+    /// `dt/6` (in f64) rounded to `T`.
+    pub(crate) sixth: T,
+}
+
+impl<T: LaneReal> StepLengths<T> {
+    /// The step lengths of `dt`.
+    #[inline(always)]
+    pub(crate) fn new(dt: f64) -> Self {
+        Self {
+            dt: T::from_f64(dt),
+            half: T::from_f64(dt / 2.0),
+            sixth: T::from_f64(dt / 6.0),
+        }
+    }
+}
+
+/// One site of `L` members (f64 unless `T` says otherwise).
+pub type Lane<const L: usize, T = f64> = [T; L];
+
+/// The forcings of `L` members, `F_l + A_l·sin(ω t)` with a shared ω, in
+/// the working precision `T` (f64 unless said otherwise; see the module
+/// documentation for f32).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LaneForcing<const L: usize, T: LaneReal = f64> {
+    /// Mean forcing `F` of each lane (rounded to `T`).
+    pub mean: Lane<L, T>,
+    /// Amplitude `A` of each lane (rounded to `T`).
+    pub amplitude: Lane<L, T>,
+    /// Angular frequency ω, shared by all lanes (always f64).
     pub omega: f64,
 }
 
-impl<const L: usize> LaneForcing<L> {
-    /// Gather the forcings of up to `L` members; lanes past `forcings.len()`
-    /// repeat the last forcing (or get `F = 8, A = 0` if there is none), so
-    /// padding lanes compute an ordinary, harmless trajectory.
+/// The forcings of `L` members in f32: `LaneForcing<L, f32>`.
+pub type LaneForcing32<const L: usize> = LaneForcing<L, f32>;
+
+impl<const L: usize, T: LaneReal> LaneForcing<L, T> {
+    /// Gather the forcings of up to `L` members (`F` and `A` rounded to
+    /// `T`); lanes past `forcings.len()` repeat the last forcing (or get
+    /// `F = 8, A = 0` if there is none), so padding lanes compute an
+    /// ordinary, harmless trajectory.
     ///
     /// Returns `None` if the members do not share one ω.
     pub fn gather(forcings: &[Forcing]) -> Option<Self> {
@@ -63,34 +162,40 @@ impl<const L: usize> LaneForcing<L> {
         }
         let at = |l: usize| forcings.get(l).copied().unwrap_or(pad);
         Some(Self {
-            mean: std::array::from_fn(|l| at(l).mean),
-            amplitude: std::array::from_fn(|l| at(l).amplitude),
+            mean: std::array::from_fn(|l| T::from_f64(at(l).mean)),
+            amplitude: std::array::from_fn(|l| T::from_f64(at(l).amplitude)),
             omega,
         })
     }
 
-    /// The forcing of each lane at time `t`: exactly [`Forcing::at`].
+    /// The forcing of each lane at time `t`: `sin(ω t)` in f64, rounded to
+    /// `T`, then `F + A·s` in `T` — exactly [`Forcing::at`] for f64 and
+    /// [`Forcing::at_f32`] for f32.
     #[inline(always)]
-    pub fn at(&self, t: f64) -> Lane<L> {
-        let s = (self.omega * t).sin();
+    pub fn at(&self, t: f64) -> Lane<L, T> {
+        let s = T::from_f64((self.omega * t).sin());
         std::array::from_fn(|l| self.mean[l] + self.amplitude[l] * s)
     }
 }
 
-/// The state of `L` Lorenz 96 members side by side, with the RK4 scratch
-/// buffers: allocated once, the time loop does not allocate.
+/// The state of `L` Lorenz 96 members side by side, in the working
+/// precision `T` (f64 unless said otherwise), with the RK4 scratch buffers:
+/// allocated once, the time loop does not allocate.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LaneState<const L: usize> {
-    x: Vec<Lane<L>>,
-    a: Vec<Lane<L>>,
-    b: Vec<Lane<L>>,
-    acc: Vec<Lane<L>>,
+pub struct LaneState<const L: usize, T: LaneReal = f64> {
+    x: Vec<Lane<L, T>>,
+    a: Vec<Lane<L, T>>,
+    b: Vec<Lane<L, T>>,
+    acc: Vec<Lane<L, T>>,
 }
 
-impl<const L: usize> LaneState<L> {
+/// The state of `L` members in f32: `LaneState<L, f32>`.
+pub type LaneState32<const L: usize> = LaneState<L, f32>;
+
+impl<const L: usize, T: LaneReal> LaneState<L, T> {
     /// A zero state of `sites` sites.
     pub fn new(sites: usize) -> Self {
-        let zero = vec![[0.0; L]; sites];
+        let zero = vec![[T::ZERO; L]; sites];
         Self {
             x: zero.clone(),
             a: zero.clone(),
@@ -101,9 +206,17 @@ impl<const L: usize> LaneState<L> {
 
     /// Every lane set to the same state `x0` (its length must be the number
     /// of sites; extra values are ignored, missing ones left unchanged).
-    pub fn fill(&mut self, x0: &[f64]) {
+    pub fn fill(&mut self, x0: &[T]) {
         for (site, &v) in self.x.iter_mut().zip(x0) {
             *site = [v; L];
+        }
+    }
+
+    /// [`Self::fill`] from an f64 state, each value rounded to `T` (for
+    /// f64 the same as [`Self::fill`]).
+    pub fn fill_from_f64(&mut self, x0: &[f64]) {
+        for (site, &v) in self.x.iter_mut().zip(x0) {
+            *site = [T::from_f64(v); L];
         }
     }
 
@@ -113,13 +226,13 @@ impl<const L: usize> LaneState<L> {
     }
 
     /// The state, site by site (`state()[i][l]` is site `i` of lane `l`).
-    pub fn state(&self) -> &[Lane<L>] {
+    pub fn state(&self) -> &[Lane<L, T>] {
         &self.x
     }
 
     /// Copy lane `lane`'s state into `out` (up to `min(sites, out.len())`
     /// values; nothing if `lane ≥ L`).
-    pub fn copy_lane(&self, lane: usize, out: &mut [f64]) {
+    pub fn copy_lane(&self, lane: usize, out: &mut [T]) {
         if lane < L {
             for (o, site) in out.iter_mut().zip(&self.x) {
                 *o = site[lane];
@@ -128,11 +241,14 @@ impl<const L: usize> LaneState<L> {
     }
 
     /// Advance every lane by `n_steps` RK4 steps, from t = `from_step`·dt:
-    /// step `j` is forced with `forcing.at(j·dt)`, exactly as
-    /// [`crate::lorenz96::integrate`] does for one member.
+    /// step `j` is forced with `forcing.at(j·dt)` (t in f64), exactly as
+    /// [`crate::lorenz96::integrate`] (f64) or
+    /// [`crate::lorenz96::integrate_f32`] (f32) does for one member. The
+    /// step lengths are `dt`, `dt/2`, `dt/6` computed in f64 and rounded
+    /// to `T`.
     pub fn integrate(
         &mut self,
-        forcing: &LaneForcing<L>,
+        forcing: &LaneForcing<L, T>,
         dt: f64,
         from_step: usize,
         n_steps: usize,
@@ -145,19 +261,20 @@ impl<const L: usize> LaneState<L> {
 /// The runtime-dispatched time loop (see the module documentation).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 #[allow(clippy::too_many_arguments)]
-fn integrate_dispatch<const L: usize>(
-    x: &mut [Lane<L>],
-    a: &mut [Lane<L>],
-    b: &mut [Lane<L>],
-    acc: &mut [Lane<L>],
-    forcing: &LaneForcing<L>,
+fn integrate_dispatch<T: LaneReal, const L: usize>(
+    x: &mut [Lane<L, T>],
+    a: &mut [Lane<L, T>],
+    b: &mut [Lane<L, T>],
+    acc: &mut [Lane<L, T>],
+    forcing: &LaneForcing<L, T>,
     dt: f64,
     from_step: usize,
     n_steps: usize,
 ) {
+    let h = StepLengths::<T>::new(dt);
     for j in from_step + 1..=from_step + n_steps {
         let f = forcing.at(dt * j as f64);
-        step(x, a, b, acc, &f, dt);
+        step(x, a, b, acc, &f, h);
     }
 }
 
@@ -165,7 +282,7 @@ fn integrate_dispatch<const L: usize>(
 /// nothing can stay out of line).
 macro_rules! lanewise {
     (|$l:ident| $e:expr) => {{
-        let mut r: Lane<L> = [0.0; L];
+        let mut r: Lane<L, T> = [T::ZERO; L];
         #[allow(clippy::needless_range_loop)]
         for $l in 0..L {
             r[$l] = $e;
@@ -177,19 +294,19 @@ macro_rules! lanewise {
 /// The Lorenz 96 tendency at one site for `L` lanes:
 /// `(x[i+1] − x[i−2])·x[i−1] − x[i] + F`.
 #[inline(always)]
-fn tend<const L: usize>(
-    xm2: &Lane<L>,
-    xm1: &Lane<L>,
-    x0: &Lane<L>,
-    xp1: &Lane<L>,
-    f: &Lane<L>,
-) -> Lane<L> {
+fn tend<T: LaneReal, const L: usize>(
+    xm2: &Lane<L, T>,
+    xm1: &Lane<L, T>,
+    x0: &Lane<L, T>,
+    xp1: &Lane<L, T>,
+    f: &Lane<L, T>,
+) -> Lane<L, T> {
     lanewise!(|l| (xp1[l] - xm2[l]) * xm1[l] - x0[l] + f[l])
 }
 
 /// `x + k·h` lane by lane.
 #[inline(always)]
-fn add_scaled<const L: usize>(x: &Lane<L>, k: &Lane<L>, h: f64) -> Lane<L> {
+fn add_scaled<T: LaneReal, const L: usize>(x: &Lane<L, T>, k: &Lane<L, T>, h: T) -> Lane<L, T> {
     lanewise!(|l| x[l] + k[l] * h)
 }
 
@@ -230,12 +347,12 @@ macro_rules! sweep {
                 $body
             }
             let (mut w0, mut w1, mut w2) = (src[0], src[1], src[2]);
-            let mut keep_scalar = 0.0;
+            let mut keep_scalar = T::ZERO;
             for (j, w3) in src[3..].iter().enumerate() {
                 let $i = j + 2;
                 let $k = tend(&w0, &w1, &w2, w3, f);
                 $body
-                keep_scalar += w3[0];
+                keep_scalar = keep_scalar + w3[0];
                 w0 = w1;
                 w1 = w2;
                 w2 = *w3;
@@ -254,20 +371,19 @@ macro_rules! sweep {
 /// sweeps: `a`, `b` hold the stage states, `acc` the running sum
 /// `k1 + 2k2 + 2k3`, accumulated in the reference's order.
 #[inline(always)]
-fn step<const L: usize>(
-    x: &mut [Lane<L>],
-    a: &mut [Lane<L>],
-    b: &mut [Lane<L>],
-    acc: &mut [Lane<L>],
-    f: &Lane<L>,
-    dt: f64,
+fn step<T: LaneReal, const L: usize>(
+    x: &mut [Lane<L, T>],
+    a: &mut [Lane<L, T>],
+    b: &mut [Lane<L, T>],
+    acc: &mut [Lane<L, T>],
+    f: &Lane<L, T>,
+    h: StepLengths<T>,
 ) {
     let n = x.len();
     if a.len() != n || b.len() != n || acc.len() != n {
         return;
     }
-    let half = dt / 2.0;
-    let sixth = dt / 6.0;
+    let StepLengths { dt, half, sixth } = h;
     // k1 = f(x): a = x + k1·dt/2, acc = k1.
     sweep!(&*x, f, |i, k| {
         a[i] = add_scaled(&x[i], &k, half);
@@ -276,12 +392,12 @@ fn step<const L: usize>(
     // k2 = f(a): b = x + k2·dt/2, acc = k1 + 2k2.
     sweep!(&*a, f, |i, k| {
         b[i] = add_scaled(&x[i], &k, half);
-        acc[i] = lanewise!(|l| acc[i][l] + 2.0 * k[l]);
+        acc[i] = lanewise!(|l| acc[i][l] + T::TWO * k[l]);
     });
     // k3 = f(b): a = x + k3·dt, acc = k1 + 2k2 + 2k3.
     sweep!(&*b, f, |i, k| {
         a[i] = add_scaled(&x[i], &k, dt);
-        acc[i] = lanewise!(|l| acc[i][l] + 2.0 * k[l]);
+        acc[i] = lanewise!(|l| acc[i][l] + T::TWO * k[l]);
     });
     // k4 = f(a): x += dt/6 · (k1 + 2k2 + 2k3 + k4).
     sweep!(&*a, f, |i, k| {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ensemble::MemberModel;
 use crate::error::ModelsError;
-use crate::lanes::{LANES, LaneForcing, LaneState};
+use crate::lanes::{LANES, LANES_F32, LaneForcing, LaneReal, LaneState, StepLengths};
 
 const MODEL: &str = "lorenz96";
 
@@ -237,28 +237,48 @@ impl Forcing {
     pub fn at(&self, t: f64) -> f64 {
         self.mean + self.amplitude * (self.omega * t).sin()
     }
+
+    /// F(t) in f32, the convention of the f32 kernels (CPU lanes and GPU):
+    /// sin(ω t) computed in f64 exactly as [`Self::at`] does, rounded to
+    /// f32, then `F + A·s` formed in f32 with F and A rounded to f32.
+    #[inline]
+    pub fn at_f32(&self, t: f64) -> f32 {
+        self.at_in(t)
+    }
+
+    /// F(t) in the working precision `T` ([`Self::at`] for f64,
+    /// [`Self::at_f32`] for f32).
+    #[inline]
+    fn at_in<T: LaneReal>(&self, t: f64) -> T {
+        T::from_f64(self.mean) + T::from_f64(self.amplitude) * T::from_f64((self.omega * t).sin())
+    }
 }
 
 /// Scratch buffers of one RK4 integration (the stages k1..k4 and the stage
 /// state), allocated once per member so the time loop does not allocate.
+/// In f64 unless `T` says otherwise ([`Rk4Workspace32`] for f32).
 #[derive(Debug, Clone, Default)]
-pub struct Rk4Workspace {
-    k1: Vec<f64>,
-    k2: Vec<f64>,
-    k3: Vec<f64>,
-    k4: Vec<f64>,
-    stage: Vec<f64>,
+pub struct Rk4Workspace<T: LaneReal = f64> {
+    k1: Vec<T>,
+    k2: Vec<T>,
+    k3: Vec<T>,
+    k4: Vec<T>,
+    stage: Vec<T>,
 }
 
-impl Rk4Workspace {
+/// The scratch buffers of one f32 RK4 integration ([`rk4_step_f32`],
+/// [`integrate_f32`]).
+pub type Rk4Workspace32 = Rk4Workspace<f32>;
+
+impl<T: LaneReal> Rk4Workspace<T> {
     /// Buffers for a state of `sites` values.
     pub fn new(sites: usize) -> Self {
         Self {
-            k1: vec![0.0; sites],
-            k2: vec![0.0; sites],
-            k3: vec![0.0; sites],
-            k4: vec![0.0; sites],
-            stage: vec![0.0; sites],
+            k1: vec![T::ZERO; sites],
+            k2: vec![T::ZERO; sites],
+            k3: vec![T::ZERO; sites],
+            k4: vec![T::ZERO; sites],
+            stage: vec![T::ZERO; sites],
         }
     }
 
@@ -276,6 +296,18 @@ impl Rk4Workspace {
 /// Writes `min(x.len(), dxdt.len())` entries.
 #[inline]
 pub fn tendency(x: &[f64], forcing: f64, dxdt: &mut [f64]) {
+    tendency_in(x, forcing, dxdt);
+}
+
+/// [`tendency`] in f32: the same operations in the same order.
+#[inline]
+pub fn tendency_f32(x: &[f32], forcing: f32, dxdt: &mut [f32]) {
+    tendency_in(x, forcing, dxdt);
+}
+
+/// [`tendency`] in the working precision `T`.
+#[inline]
+fn tendency_in<T: LaneReal>(x: &[T], forcing: T, dxdt: &mut [T]) {
     let n = x.len();
     if n >= 4 && dxdt.len() == n {
         dxdt[0] = (x[1] - x[n - 2]) * x[n - 1] - x[0] + forcing;
@@ -297,6 +329,19 @@ pub fn tendency(x: &[f64], forcing: f64, dxdt: &mut [f64]) {
 /// One classical RK4 step of length `dt`, the forcing held at `forcing` for all
 /// four stages (EKP.jl's `RK4`).
 pub fn rk4_step(x: &mut [f64], ws: &mut Rk4Workspace, forcing: f64, dt: f64) {
+    rk4_step_in(x, ws, forcing, StepLengths::new(dt));
+}
+
+/// [`rk4_step`] in f32: the same operations in the same order, on f32
+/// values. The step lengths `dt`, `dt/2` and `dt/6` are computed in f64 from
+/// the f64 `dt` and each rounded to f32 (as the f32 lanes kernel does).
+pub fn rk4_step_f32(x: &mut [f32], ws: &mut Rk4Workspace32, forcing: f32, dt: f64) {
+    rk4_step_in(x, ws, forcing, StepLengths::new(dt));
+}
+
+/// [`rk4_step`] in the working precision `T` (for f64 the step lengths are
+/// exactly `dt`, `dt / 2.0`, `dt / 6.0`).
+fn rk4_step_in<T: LaneReal>(x: &mut [T], ws: &mut Rk4Workspace<T>, forcing: T, h: StepLengths<T>) {
     ws.fit(x.len());
     let Rk4Workspace {
         k1,
@@ -305,23 +350,22 @@ pub fn rk4_step(x: &mut [f64], ws: &mut Rk4Workspace, forcing: f64, dt: f64) {
         k4,
         stage,
     } = ws;
-    let half = dt / 2.0;
-    tendency(x, forcing, k1);
+    let StepLengths { dt, half, sixth } = h;
+    tendency_in(x, forcing, k1);
     for ((s, &xi), &k) in stage.iter_mut().zip(x.iter()).zip(k1.iter()) {
         *s = xi + k * half;
     }
-    tendency(stage, forcing, k2);
+    tendency_in(stage, forcing, k2);
     for ((s, &xi), &k) in stage.iter_mut().zip(x.iter()).zip(k2.iter()) {
         *s = xi + k * half;
     }
-    tendency(stage, forcing, k3);
+    tendency_in(stage, forcing, k3);
     for ((s, &xi), &k) in stage.iter_mut().zip(x.iter()).zip(k3.iter()) {
         *s = xi + k * dt;
     }
-    tendency(stage, forcing, k4);
-    let sixth = dt / 6.0;
+    tendency_in(stage, forcing, k4);
     for (i, xi) in x.iter_mut().enumerate() {
-        *xi += sixth * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+        *xi = *xi + sixth * (k1[i] + T::TWO * k2[i] + T::TWO * k3[i] + k4[i]);
     }
 }
 
@@ -336,8 +380,35 @@ pub fn integrate(
     from_step: usize,
     n_steps: usize,
 ) {
+    integrate_in(x, ws, forcing, dt, from_step, n_steps);
+}
+
+/// [`integrate`] in f32, the scalar reference of the f32 lanes kernel: step
+/// `j` is [`rk4_step_f32`] forced with [`Forcing::at_f32`]`(j·dt)` (t = j·dt
+/// computed in f64).
+pub fn integrate_f32(
+    x: &mut [f32],
+    ws: &mut Rk4Workspace32,
+    forcing: &Forcing,
+    dt: f64,
+    from_step: usize,
+    n_steps: usize,
+) {
+    integrate_in(x, ws, forcing, dt, from_step, n_steps);
+}
+
+/// [`integrate`] in the working precision `T`.
+fn integrate_in<T: LaneReal>(
+    x: &mut [T],
+    ws: &mut Rk4Workspace<T>,
+    forcing: &Forcing,
+    dt: f64,
+    from_step: usize,
+    n_steps: usize,
+) {
+    let h = StepLengths::new(dt);
     for j in from_step + 1..=from_step + n_steps {
-        rk4_step(x, ws, forcing.at(dt * j as f64), dt);
+        rk4_step_in(x, ws, forcing.at_in(dt * j as f64), h);
     }
 }
 
@@ -465,6 +536,21 @@ impl Lorenz96 {
         Ok(x)
     }
 
+    /// [`Self::final_state`] in f32: the initial state rounded to f32, then
+    /// [`integrate_f32`] (the f32 forcing convention of [`Forcing::at_f32`]).
+    /// The scalar reference of [`Self::final_states_into_f32`].
+    pub fn final_state_f32(&self, theta: &[f64], steps: usize) -> Result<Vec<f32>, ModelsError> {
+        let forcing = self.forcing(theta).ok_or(ModelsError::ParameterCount {
+            model: MODEL,
+            expected: 2,
+            got: theta.len(),
+        })?;
+        let mut x: Vec<f32> = self.x0.iter().map(|&v| v as f32).collect();
+        let mut ws = Rk4Workspace32::new(x.len());
+        integrate_f32(&mut x, &mut ws, &forcing, self.config.dt, 0, steps);
+        Ok(x)
+    }
+
     /// The states after `steps` RK4 steps of every member, integrated
     /// [`LANES`] members side by side by the [`crate::lanes`] kernel:
     /// `thetas` holds the members' `[F, A]` one after another (`2·m` values),
@@ -475,6 +561,31 @@ impl Lorenz96 {
         thetas: &[f64],
         steps: usize,
         out: &mut [f64],
+    ) -> Result<(), ModelsError> {
+        self.final_states_lanes::<f64, LANES>(thetas, steps, out)
+    }
+
+    /// [`Self::final_states_into`] in f32: [`LANES_F32`] members side by side
+    /// by the f32 [`crate::lanes`] kernel, from the initial state rounded to
+    /// f32, with the f32 forcing convention of [`Forcing::at_f32`]. `thetas`
+    /// holds the members' `[F, A]` (f64, `2·m` values), `out` receives their
+    /// f32 states one after another (`sites·m` values). Each state is
+    /// bit-identical to [`Self::final_state_f32`].
+    pub fn final_states_into_f32(
+        &self,
+        thetas: &[f64],
+        steps: usize,
+        out: &mut [f32],
+    ) -> Result<(), ModelsError> {
+        self.final_states_lanes::<f32, LANES_F32>(thetas, steps, out)
+    }
+
+    /// [`Self::final_states_into`] in precision `T`, `L` lanes at a time.
+    fn final_states_lanes<T: LaneReal, const L: usize>(
+        &self,
+        thetas: &[f64],
+        steps: usize,
+        out: &mut [T],
     ) -> Result<(), ModelsError> {
         let n = self.config.sites;
         let m = thetas.len() / 2;
@@ -494,16 +605,16 @@ impl Lorenz96 {
                 got: out.len(),
             });
         }
-        let mut state = LaneState::<LANES>::new(n);
-        for (thetas, out) in thetas.chunks(2 * LANES).zip(out.chunks_mut(n * LANES)) {
+        let mut state = LaneState::<L, T>::new(n);
+        for (thetas, out) in thetas.chunks(2 * L).zip(out.chunks_mut(n * L)) {
             let forcings: Vec<Forcing> = thetas
                 .chunks_exact(2)
                 .filter_map(|t| self.forcing(t))
                 .collect();
-            let Some(forcing) = LaneForcing::gather(&forcings) else {
+            let Some(forcing) = LaneForcing::<L, T>::gather(&forcings) else {
                 continue;
             };
-            state.fill(&self.x0);
+            state.fill_from_f64(&self.x0);
             state.integrate(&forcing, self.config.dt, 0, steps);
             for (lane, x) in out.chunks_exact_mut(n).enumerate() {
                 state.copy_lane(lane, x);
