@@ -3,12 +3,15 @@
 //! * `lorenz96_forward/{serial,threads}/N`: the whole forward model (RK4 and
 //!   statistics, the short benchmark horizon of [`short_lorenz`]) through
 //!   `Ensemble`, as `ekp-cli run` evaluates it.
-//! * `lorenz96_integrate/{per-member,serial,threads,gpu-f32,gpu-f64}/N`: the
+//! * `lorenz96_integrate/{per-member,serial,serial-f32,threads,threads-f32,gpu-f32,gpu-f64}/N`: the
 //!   integration alone (default model, 36 sites) for N = 10², 10⁴ and 10⁶
 //!   members, with 1000, 100 and 10 steps respectively (10⁵, 10⁶ and 10⁷
 //!   member-steps per iteration, so every size finishes in seconds; criterion
 //!   reports member-steps per second). `per-member` is the plain per-member
-//!   RK4 reference, `serial`/`threads` the lanes kernel. The gpu rows appear
+//!   RK4 reference, `serial`/`threads` the f64 lanes kernel ([`LANES`]
+//!   members side by side), `serial-f32`/`threads-f32` the f32 lanes kernel
+//!   ([`LANES_F32`] members side by side, `Lorenz96::final_states_into_f32`).
+//!   The gpu rows appear
 //!   when an adapter exists (on a machine with only Mesa's lavapipe, run with
 //!   `NODEVICE_SELECT=1`); they include the upload and read-back.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
@@ -16,7 +19,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ekp_benches::{lorenz_params, short_lorenz};
 use ekp_core::ForwardModel;
-use ekp_models::lanes::LANES;
+use ekp_models::lanes::{LANES, LANES_F32};
 use ekp_models::lorenz96::{Rk4Workspace, integrate};
 use ekp_models::{Ensemble, Execution, Lorenz96, Lorenz96Config};
 use rayon::prelude::*;
@@ -69,6 +72,7 @@ fn integrate_bench(c: &mut Criterion) {
         let params = lorenz_params(members, 1);
         let thetas = params.as_slice();
         let mut out = vec![0.0; n * members];
+        let mut out32 = vec![0.0f32; n * members];
         group.throughput(Throughput::Elements((members * steps) as u64));
         if members <= 10_000 {
             group.bench_function(BenchmarkId::new("per-member", members), |b| {
@@ -78,6 +82,9 @@ fn integrate_bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("serial", members), |b| {
             b.iter(|| model.final_states_into(thetas, steps, &mut out));
         });
+        group.bench_function(BenchmarkId::new("serial-f32", members), |b| {
+            b.iter(|| model.final_states_into_f32(thetas, steps, &mut out32));
+        });
         group.bench_function(BenchmarkId::new("threads", members), |b| {
             b.iter(|| {
                 thetas
@@ -85,6 +92,16 @@ fn integrate_bench(c: &mut Criterion) {
                     .zip(out.par_chunks_mut(n * LANES))
                     .for_each(|(t, o)| {
                         let _ = model.final_states_into(t, steps, o);
+                    });
+            });
+        });
+        group.bench_function(BenchmarkId::new("threads-f32", members), |b| {
+            b.iter(|| {
+                thetas
+                    .par_chunks(2 * LANES_F32)
+                    .zip(out32.par_chunks_mut(n * LANES_F32))
+                    .for_each(|(t, o)| {
+                        let _ = model.final_states_into_f32(t, steps, o);
                     });
             });
         });

@@ -2,17 +2,45 @@
 //!
 //! The state of `L` members is stored site-major, `x[site][lane]`, so every
 //! arithmetic operation of the RK4 step is done on `L` members at once: the
-//! compiler turns each `[f64; L]` operation into SIMD instructions. Lane
-//! widths that fill whole vector registers (4 for AVX2, 8 for AVX-512) work
-//! best; [`LANES`] is the width [`crate::Lorenz96`]'s batch evaluation and
-//! `ekp-cli bench` use.
+//! compiler turns each `[T; L]` operation into SIMD instructions. Lane
+//! widths that fill whole vector registers (4 f64 or 8 f32 for AVX2, 8 f64
+//! or 16 f32 for AVX-512) work best; [`LANES`] is the f64 width
+//! [`crate::Lorenz96`]'s batch evaluation and `ekp-cli bench` use,
+//! [`LANES_F32`] the f32 width of [`crate::Lorenz96::final_states_into_f32`].
+//!
+//! **Two precisions.** The kernel is generic over the element type
+//! [`LaneReal`] (f64 or f32): [`LaneState<L>`] / [`LaneForcing<L>`] /
+//! [`Lane<L>`] are f64 (the type parameter defaults to f64), and
+//! [`LaneState32<L>`] / [`LaneForcing32<L>`] (`LaneState<L, f32>`, …) are
+//! f32. Both run the same fused RK4 sweep under the same runtime dispatch.
 //!
 //! **Same bits as the reference.** Each lane performs exactly the operations
-//! of [`crate::lorenz96::rk4_step`], in the same order (Rust never fuses
-//! `a*b + c` into an FMA on its own, with or without the `fma` target
-//! feature), and the forcing `F + A·sin(ω t_j)` is computed as
-//! [`crate::Forcing::at`] does. So every lane is bit-identical to the plain
-//! per-member integration; the tests assert exact equality.
+//! of the scalar reference, in the same order (Rust never fuses `a*b + c`
+//! into an FMA on its own, with or without the `fma` target feature):
+//!
+//! * f64: every lane is bit-identical to [`crate::lorenz96::rk4_step`] /
+//!   [`crate::lorenz96::integrate`], the forcing `F + A·sin(ω t_j)` computed
+//!   as [`crate::Forcing::at`] does.
+//! * f32: every lane is bit-identical to the scalar f32 reference
+//!   [`crate::lorenz96::rk4_step_f32`] / [`crate::lorenz96::integrate_f32`]
+//!   (not to the f64 run: f32 trajectories drift away from f64 ones as any
+//!   rounding difference does in a chaotic system).
+//!
+//! The tests assert exact equality for both.
+//!
+//! **The f32 conventions** (those of the GPU's f32 kernel, `ekp-gpu`):
+//!
+//! * time stays f64: t_j = `dt * j as f64` with the f64 `dt`;
+//! * the forcing: sin(ω t_j) is computed in f64, exactly as
+//!   [`crate::Forcing::at`] does (`(omega * t_j).sin()`), rounded to f32,
+//!   and `F + A·s` is formed in f32 with F and A rounded to f32
+//!   ([`crate::Forcing::at_f32`]);
+//! * the step lengths `dt`, `dt/2`, `dt/6` are each computed in f64 from
+//!   the f64 `dt` and then rounded to f32 (for f64 these are exactly the
+//!   values the f64 reference computes);
+//! * everything else (tendencies, stage states, the RK4 sum) is f32
+//!   arithmetic; an f64 initial state is rounded to f32
+//!   ([`LaneState::fill_from_f64`]).
 //!
 //! **Runtime CPU dispatch.** The time loop is compiled several times by the
 //! `multiversion` crate — for AVX-512, for AVX2+FMA, and for the baseline
@@ -23,6 +51,16 @@
 //! lint does not fire on code expanded from an external macro, so the
 //! workspace's `unsafe_code = "forbid"` stands unchanged and no unsafe is
 //! written by hand.
+//!
+//! **f32 speed.** On an AVX2 machine (AMD EPYC VM, one thread, 36 sites,
+//! 4096 members × 1000 steps; `cargo run --release -p ekp-models --example
+//! lanes_precision`) the f32 kernel at [`LANES_F32`] = 16 integrates
+//! ~1.8–1.9× the member-steps per second of the f64 kernel at [`LANES`] = 8
+//! (f32 width 8: ~1.45×, 32: ~2.0×, but 32 lanes pad small ensembles more
+//! and gained nothing at 112 members). f32 width 16 and f64 width 8 both use
+//! two ymm (one zmm) register per site, so the f32 kernel does the same
+//! instructions for twice the members; the generated f32 code is packed
+//! `vaddps`/`vsubps`/`vmulps` on ymm registers throughout.
 
 use std::fmt::Debug;
 use std::ops::{Add, Mul, Sub};
@@ -38,7 +76,8 @@ pub const LANES: usize = 8;
 /// Members integrated side by side in f32 by
 /// [`crate::Lorenz96::final_states_into_f32`] (16: one AVX-512 register, or
 /// two AVX2 registers, of f32 per site — the same register count per site
-/// as [`LANES`] f64 lanes, so twice the members per instruction).
+/// as [`LANES`] f64 lanes, so twice the members per instruction; measured
+/// ~1.85× the f64 kernel's throughput on AVX2, see the module documentation).
 pub const LANES_F32: usize = 16;
 
 mod sealed {
@@ -320,7 +359,7 @@ fn add_scaled<T: LaneReal, const L: usize>(x: &Lane<L, T>, k: &Lane<L, T>, h: T)
 /// The interior loop keeps a sliding window of four sites in registers (one
 /// load per site). It also carries an ordered floating-point sum of one lane
 /// (`keep_scalar`, passed to `black_box`): LLVM cannot reorder such a sum, so
-/// it leaves the loop over sites scalar and vectorises each site's `[f64; L]`
+/// it leaves the loop over sites scalar and vectorises each site's `[T; L]`
 /// operations instead. Without it, LLVM vectorises *across sites* with
 /// gathers/scatters, which made the kernel slower than the per-member loop.
 macro_rules! sweep {

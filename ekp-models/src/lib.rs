@@ -86,6 +86,13 @@
 //! per-member RK4 ([`lorenz96::rk4_step`], [`lorenz96::integrate`],
 //! [`MemberModel::evaluate_member`], [`Lorenz96::truth`]) stays the
 //! reference implementation.
+//!
+//! The same kernel runs in f32 ([`lanes::LaneState32`], [`lanes::LANES_F32`]
+//! = 16 members side by side, [`Lorenz96::final_states_into_f32`]) with the
+//! GPU's f32 conventions (sin in f64 rounded to f32, `F + A·s` in f32);
+//! each f32 lane is bit-identical to the scalar f32 reference
+//! [`lorenz96::integrate_f32`]. The calibration itself (`evaluate_batch`)
+//! stays f64.
 
 mod ensemble;
 mod error;

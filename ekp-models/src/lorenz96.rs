@@ -3,6 +3,10 @@
 //! See the crate documentation for the equations, the time stepping and the
 //! observables. The integrator is a plain per-member RK4 ([`rk4_step`],
 //! [`integrate`]): the reference implementation other backends compare with.
+//! [`rk4_step_f32`] and [`integrate_f32`] are the same operations in f32 (the
+//! f32 conventions of [`crate::lanes`]: sin in f64 rounded to f32, `F + A·s`
+//! in f32, `dt`, `dt/2`, `dt/6` computed in f64 and rounded to f32): the
+//! reference of the f32 lanes kernel.
 
 use std::f64::consts::PI;
 
