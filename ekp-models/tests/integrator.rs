@@ -153,3 +153,47 @@ fn integrate_is_repeated_rk4_step_with_end_of_step_forcing() {
     }
     assert_eq!(a, b);
 }
+
+#[test]
+fn integrate_f32_is_repeated_rk4_step_f32_with_the_f32_forcing() {
+    use ekp_models::lorenz96::{Rk4Workspace32, integrate_f32, rk4_step_f32, tendency_f32};
+    let forcing = Forcing {
+        mean: 8.0,
+        amplitude: 2.5,
+        omega: 0.3,
+    };
+    let dt = 1.0 / 64.0;
+    let mut a: Vec<f32> = initial(36, 1.0).iter().map(|&v| v as f32).collect();
+    let mut b = a.clone();
+    let mut ws = Rk4Workspace32::new(36);
+    integrate_f32(&mut a, &mut ws, &forcing, dt, 10, 50);
+    for j in 11..=60 {
+        // sin in f64, rounded to f32; F + A·s in f32.
+        let s = (0.3 * (dt * j as f64)).sin() as f32;
+        rk4_step_f32(&mut b, &mut ws, 8.0f32 + 2.5f32 * s, dt);
+    }
+    assert_eq!(a, b);
+    // One step by hand: dt, dt/2, dt/6 computed in f64 and rounded to f32.
+    let x: Vec<f32> = initial(5, 1.0).iter().map(|&v| v as f32).collect();
+    let (f, h, half, sixth) = (7.5f32, dt as f32, (dt / 2.0) as f32, (dt / 6.0) as f32);
+    let tend = |x: &[f32]| {
+        let mut d = vec![0.0f32; x.len()];
+        tendency_f32(x, f, &mut d);
+        d
+    };
+    let stage =
+        |k: &[f32], c: f32| -> Vec<f32> { x.iter().zip(k).map(|(&xi, &ki)| xi + ki * c).collect() };
+    let k1 = tend(&x);
+    let k2 = tend(&stage(&k1, half));
+    let k3 = tend(&stage(&k2, half));
+    let k4 = tend(&stage(&k3, h));
+    let want: Vec<f32> = (0..5)
+        .map(|i| x[i] + sixth * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]))
+        .collect();
+    let mut got = x.clone();
+    rk4_step_f32(&mut got, &mut Rk4Workspace32::new(5), f, dt);
+    assert_eq!(
+        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+}
