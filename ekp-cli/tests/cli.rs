@@ -393,11 +393,6 @@ fn bench_prints_member_steps_per_second_last() {
             assert!(stdout.contains("adapter: "), "{stdout}");
         }
     }
-    let out = ekp(
-        &["bench", "--backend", "serial", "--precision", "f32"],
-        tmp.path(),
-    );
-    assert_eq!(out.status.code(), Some(2));
     // The lanes kernel (the default) and the per-member reference integrate
     // the same members to the same bits: the serial checksums are identical.
     let checksum = |args: &[&str]| {
@@ -419,9 +414,31 @@ fn bench_prints_member_steps_per_second_last() {
             .to_string()
     };
     let reference = checksum(&["--kernel", "per-member"]);
-    for lanes in ["4", "8", "16"] {
+    for lanes in ["4", "8", "16", "32"] {
         assert_eq!(checksum(&["--lanes", lanes]), reference, "--lanes {lanes}");
     }
+    // In f32 too: the f32 lanes against the scalar f32 reference.
+    let reference = checksum(&["--kernel", "per-member", "--precision", "f32"]);
+    for lanes in ["4", "8", "16", "32"] {
+        let got = checksum(&["--lanes", lanes, "--precision", "f32"]);
+        assert_eq!(got, reference, "--precision f32 --lanes {lanes}");
+    }
+    let out = ekp(
+        &[
+            "bench",
+            "--backend",
+            "threads",
+            "--precision",
+            "f32",
+            "--members",
+            "9",
+            "--steps",
+            "3",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("f32, lanes kernel, 16 members side by side"));
     let out = ekp(
         &["bench", "--backend", "serial", "--lanes", "5"],
         tmp.path(),

@@ -10,14 +10,17 @@
 //! The CPU backends run the Lorenz 96 lanes kernel ([`ekp_models::lanes`]:
 //! `LANES` members side by side, AVX-512/AVX2 picked at run time), as
 //! `ekp-cli run` does; `--kernel per-member` measures the plain per-member RK4
-//! reference instead, for comparison.
+//! reference instead, for comparison. `--precision f32` runs either in f32
+//! (`LANES_F32` members side by side: twice the members per instruction),
+//! bit-identical to the scalar f32 reference; the CPU default is f64, the
+//! GPU's f32.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use ekp_models::lanes::{LANES, LaneForcing, LaneState};
-use ekp_models::lorenz96::{Forcing, Rk4Workspace, integrate};
+use ekp_models::lanes::{LANES, LANES_F32, LaneForcing, LaneReal, LaneState};
+use ekp_models::lorenz96::{Forcing, Rk4Workspace, integrate, integrate_f32};
 use ekp_models::{Lorenz96, Lorenz96Config};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
@@ -68,7 +71,8 @@ pub struct BenchArgs {
     /// RK4 steps per member.
     #[arg(long, value_name = "S", default_value_t = 1_000)]
     pub steps: usize,
-    /// GPU precision (default f32); the CPU backends compute in f64 only.
+    /// Floating-point precision of the kernel (default: f64 on the CPU
+    /// backends, f32 on the GPU).
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
     /// Threads for `--backend threads` and --update (default: one per core).
@@ -77,8 +81,8 @@ pub struct BenchArgs {
     /// CPU integrator for `--backend serial|threads`.
     #[arg(long, value_enum, default_value_t = KernelArg::Lanes)]
     pub kernel: KernelArg,
-    /// Lane width of `--kernel lanes` (4, 8 or 16; default: the one `run`
-    /// uses), for measuring the alternatives.
+    /// Lane width of `--kernel lanes` (4, 8, 16 or 32; default 8 in f64,
+    /// 16 in f32), for measuring the alternatives.
     #[arg(long, value_name = "L", hide = true)]
     pub lanes: Option<usize>,
     /// Time one ensemble Kalman update instead: synthetic
@@ -126,25 +130,34 @@ fn parameters(members: usize) -> DMatrix<f64> {
     })
 }
 
-/// Integrate every member on the CPU with the plain per-member RK4; returns a
-/// checksum so the work cannot be optimised away.
+/// Integrate every member on the CPU with the plain per-member RK4 (in f32
+/// when `f32`); returns a checksum so the work cannot be optimised away.
 fn integrate_per_member(
     model: &Lorenz96,
     params: &DMatrix<f64>,
     steps: usize,
     threads: bool,
+    f32: bool,
 ) -> f64 {
     let config = model.config();
     let member = |j: usize| -> f64 {
-        let mut x = model.initial_state().to_vec();
-        let mut ws = Rk4Workspace::new(x.len());
         let forcing = Forcing {
             mean: params[(0, j)],
             amplitude: params[(1, j)],
             omega: config.omega,
         };
-        integrate(&mut x, &mut ws, &forcing, config.dt, 0, steps);
-        x.iter().sum()
+        let x0 = model.initial_state();
+        if f32 {
+            let mut x: Vec<f32> = x0.iter().map(|&v| v as f32).collect();
+            let mut ws = Rk4Workspace::new(x.len());
+            integrate_f32(&mut x, &mut ws, &forcing, config.dt, 0, steps);
+            x.iter().map(|&v| f64::from(v)).sum()
+        } else {
+            let mut x = x0.to_vec();
+            let mut ws = Rk4Workspace::new(x.len());
+            integrate(&mut x, &mut ws, &forcing, config.dt, 0, steps);
+            x.iter().sum()
+        }
     };
     if threads {
         (0..params.ncols()).into_par_iter().map(member).sum()
@@ -154,8 +167,9 @@ fn integrate_per_member(
 }
 
 /// Integrate every member on the CPU with the lanes kernel, `L` members at a
-/// time; returns a checksum (the sum of every member's final state).
-fn integrate_lanes<const L: usize>(
+/// time in precision `T`; returns a checksum (the sum of every member's
+/// final state, in f64).
+fn integrate_lanes<const L: usize, T: LaneReal>(
     model: &Lorenz96,
     params: &DMatrix<f64>,
     steps: usize,
@@ -166,7 +180,7 @@ fn integrate_lanes<const L: usize>(
     let groups = params.ncols().div_ceil(L);
     // The sum of each member's final state, in member order: with one
     // thread the checksum is the per-member kernel's, bit for bit.
-    let group = |state: &mut LaneState<L>, g: usize| -> Vec<f64> {
+    let group = |state: &mut LaneState<L, T>, g: usize| -> Vec<f64> {
         let members = g * L..((g + 1) * L).min(params.ncols());
         let forcings: Vec<Forcing> = members
             .map(|j| Forcing {
@@ -175,25 +189,31 @@ fn integrate_lanes<const L: usize>(
                 omega: config.omega,
             })
             .collect();
-        let Some(forcing) = LaneForcing::<L>::gather(&forcings) else {
+        let Some(forcing) = LaneForcing::<L, T>::gather(&forcings) else {
             return vec![f64::NAN];
         };
-        state.fill(model.initial_state());
+        state.fill_from_f64(model.initial_state());
         state.integrate(&forcing, config.dt, 0, steps);
         (0..forcings.len())
-            .map(|l| state.state().iter().map(|site| site[l]).sum::<f64>())
+            .map(|l| {
+                state
+                    .state()
+                    .iter()
+                    .map(|site| site[l].to_f64())
+                    .sum::<f64>()
+            })
             .collect()
     };
     if threads {
         (0..groups)
             .into_par_iter()
             .map_init(
-                || LaneState::<L>::new(n),
+                || LaneState::<L, T>::new(n),
                 |s, g| group(s, g).iter().sum::<f64>(),
             )
             .sum()
     } else {
-        let mut state = LaneState::<L>::new(n);
+        let mut state = LaneState::<L, T>::new(n);
         (0..groups).flat_map(|g| group(&mut state, g)).sum()
     }
 }
@@ -228,16 +248,15 @@ fn gpu(_args: &BenchArgs, _params: &DMatrix<f64>, _say: Say<'_>) -> Result<f64> 
 fn cpu(
     args: &BenchArgs,
     threads: bool,
-    lanes: usize,
+    lanes: Option<usize>,
     params: &DMatrix<f64>,
     say: Say<'_>,
 ) -> Result<f64> {
-    if args.precision == Some(Precision::F32) {
-        return Err(InputError::Argument(
-            "--precision f32: the CPU backends compute in f64 only".into(),
-        )
-        .into());
-    }
+    let precision = args.precision.unwrap_or(Precision::F64);
+    let lanes = lanes.unwrap_or(match precision {
+        Precision::F64 => LANES,
+        Precision::F32 => LANES_F32,
+    });
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(if threads {
             args.threads.unwrap_or(0)
@@ -252,18 +271,28 @@ fn cpu(
         KernelArg::PerMember => "per-member kernel".to_string(),
     };
     say(&format!(
-        "backend: {} ({} thread(s), f64, {kernel})",
+        "backend: {} ({} thread(s), {}, {kernel})",
         if threads { "threads" } else { "serial" },
-        pool.current_num_threads()
+        pool.current_num_threads(),
+        precision.name()
     ));
     let steps = args.steps;
     let start = Instant::now();
-    let checksum = pool.install(|| match (args.kernel, lanes) {
-        (KernelArg::PerMember, _) => integrate_per_member(&model, params, steps, threads),
-        (KernelArg::Lanes, 4) => integrate_lanes::<4>(&model, params, steps, threads),
-        (KernelArg::Lanes, 16) => integrate_lanes::<16>(&model, params, steps, threads),
-        (KernelArg::Lanes, 8) => integrate_lanes::<8>(&model, params, steps, threads),
-        (KernelArg::Lanes, _) => integrate_lanes::<LANES>(&model, params, steps, threads),
+    let checksum = pool.install(|| {
+        let (m, p, s, t) = (&model, params, steps, threads);
+        match (args.kernel, precision, lanes) {
+            (KernelArg::PerMember, precision, _) => {
+                integrate_per_member(m, p, s, t, precision == Precision::F32)
+            }
+            (KernelArg::Lanes, Precision::F64, 4) => integrate_lanes::<4, f64>(m, p, s, t),
+            (KernelArg::Lanes, Precision::F64, 16) => integrate_lanes::<16, f64>(m, p, s, t),
+            (KernelArg::Lanes, Precision::F64, 32) => integrate_lanes::<32, f64>(m, p, s, t),
+            (KernelArg::Lanes, Precision::F64, _) => integrate_lanes::<LANES, f64>(m, p, s, t),
+            (KernelArg::Lanes, Precision::F32, 4) => integrate_lanes::<4, f32>(m, p, s, t),
+            (KernelArg::Lanes, Precision::F32, 8) => integrate_lanes::<8, f32>(m, p, s, t),
+            (KernelArg::Lanes, Precision::F32, 32) => integrate_lanes::<32, f32>(m, p, s, t),
+            (KernelArg::Lanes, Precision::F32, _) => integrate_lanes::<LANES_F32, f32>(m, p, s, t),
+        }
     });
     let elapsed = start.elapsed();
     say(&format!("checksum: {checksum:.6e}"));
@@ -286,9 +315,8 @@ pub fn bench(args: &BenchArgs, say: Say<'_>) -> Result<()> {
         ))
         .into());
     }
-    let lanes = args.lanes.unwrap_or(LANES);
-    if ![4, 8, 16].contains(&lanes) {
-        return Err(InputError::Argument("--lanes must be 4, 8 or 16".into()).into());
+    if args.lanes.is_some_and(|l| ![4, 8, 16, 32].contains(&l)) {
+        return Err(InputError::Argument("--lanes must be 4, 8, 16 or 32".into()).into());
     }
     if args.threads == Some(0) {
         return Err(InputError::Argument("--threads must be at least 1".into()).into());
@@ -297,7 +325,7 @@ pub fn bench(args: &BenchArgs, say: Say<'_>) -> Result<()> {
     let member_steps = args.members as f64 * args.steps as f64;
     let rate = match backend {
         Backend::Serial | Backend::Threads => {
-            let elapsed = cpu(args, backend == Backend::Threads, lanes, &params, say)?;
+            let elapsed = cpu(args, backend == Backend::Threads, args.lanes, &params, say)?;
             member_steps / elapsed
         }
         Backend::Gpu => gpu(args, &params, say)?,

@@ -57,7 +57,8 @@ pub enum Backend {
     Gpu,
 }
 
-/// Floating-point precision of the GPU kernels (the CPU backends compute in f64).
+/// Floating-point precision of a kernel: the GPU's (`run`, `forward`,
+/// `bench`; default f32) and, for `bench` only, the CPU's (default f64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Precision {
     /// 32-bit floats (every adapter).
@@ -67,6 +68,14 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// `f32` or `f64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+
     /// The `ekp-gpu` precision.
     #[cfg(feature = "gpu")]
     pub fn gpu(self) -> ekp_gpu::Precision {
