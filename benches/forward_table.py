@@ -60,6 +60,12 @@ def main():
         ("serial, lanes kernel", ["--backend", "serial"]),
         ("threads, 1 thread, lanes", ["--backend", "threads", "--threads", "1"]),
         ("threads, lanes", ["--backend", "threads"]),
+        ("serial, per-member kernel, f32 (f32 reference)",
+         ["--backend", "serial", "--kernel", "per-member", "--precision", "f32"]),
+        ("serial, lanes kernel, f32", ["--backend", "serial", "--precision", "f32"]),
+        ("threads, 1 thread, lanes, f32",
+         ["--backend", "threads", "--threads", "1", "--precision", "f32"]),
+        ("threads, lanes, f32", ["--backend", "threads", "--precision", "f32"]),
     ]
     if not a.no_gpu:
         configs += [
@@ -96,12 +102,19 @@ def main():
               f"({min(rates[name]):.2e}..{max(rates[name]):.2e})")
     pairs = [
         ("threads, lanes", "threads, 1 thread, lanes", "threads scaling (all threads / 1 thread)"),
+        ("threads, lanes, f32", "threads, 1 thread, lanes, f32", "threads scaling in f32"),
+        ("serial, lanes kernel, f32", "serial, lanes kernel", "f32 lanes / f64 lanes, serial"),
+        ("threads, lanes, f32", "threads, lanes", "f32 lanes / f64 lanes, threads"),
         ("threads, lanes", "gpu f32", "threads lanes / gpu f32"),
         ("threads, lanes", "gpu f64", "threads lanes / gpu f64"),
     ]
+    # Each ratio also as the median of the rounds' own ratios (the two
+    # configurations of a round ran seconds apart: less noise).
     for num, den, label in pairs:
         if num in med and den in med:
-            print(f"{label}: {med[num] / med[den]:.2f}")
+            paired = [x / y for x, y in zip(rates[num], rates[den])]
+            print(f"{label}: {med[num] / med[den]:.2f} (per round: median "
+                  f"{statistics.median(paired):.2f}, {min(paired):.2f}..{max(paired):.2f})")
 
 
 if __name__ == "__main__":
