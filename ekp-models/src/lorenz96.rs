@@ -529,29 +529,31 @@ impl Lorenz96 {
     /// other backends (GPU, benchmarks) compare with. Non-finite values are
     /// returned as they are.
     pub fn final_state(&self, theta: &[f64], steps: usize) -> Result<Vec<f64>, ModelsError> {
-        let forcing = self.forcing(theta).ok_or(ModelsError::ParameterCount {
-            model: MODEL,
-            expected: 2,
-            got: theta.len(),
-        })?;
-        let mut x = self.x0.clone();
-        let mut ws = Rk4Workspace::new(x.len());
-        integrate(&mut x, &mut ws, &forcing, self.config.dt, 0, steps);
-        Ok(x)
+        self.final_state_in(theta, steps)
     }
 
     /// [`Self::final_state`] in f32: the initial state rounded to f32, then
     /// [`integrate_f32`] (the f32 forcing convention of [`Forcing::at_f32`]).
     /// The scalar reference of [`Self::final_states_into_f32`].
     pub fn final_state_f32(&self, theta: &[f64], steps: usize) -> Result<Vec<f32>, ModelsError> {
+        self.final_state_in(theta, steps)
+    }
+
+    /// [`Self::final_state`] in precision `T` (the initial state rounded to
+    /// `T`; [`integrate`] or [`integrate_f32`]).
+    fn final_state_in<T: LaneReal>(
+        &self,
+        theta: &[f64],
+        steps: usize,
+    ) -> Result<Vec<T>, ModelsError> {
         let forcing = self.forcing(theta).ok_or(ModelsError::ParameterCount {
             model: MODEL,
             expected: 2,
             got: theta.len(),
         })?;
-        let mut x: Vec<f32> = self.x0.iter().map(|&v| v as f32).collect();
-        let mut ws = Rk4Workspace32::new(x.len());
-        integrate_f32(&mut x, &mut ws, &forcing, self.config.dt, 0, steps);
+        let mut x: Vec<T> = self.x0.iter().map(|&v| T::from_f64(v)).collect();
+        let mut ws = Rk4Workspace::<T>::new(x.len());
+        integrate_in(&mut x, &mut ws, &forcing, self.config.dt, 0, steps);
         Ok(x)
     }
 
