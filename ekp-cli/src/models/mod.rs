@@ -61,9 +61,10 @@ pub enum Backend {
 /// `bench`; default f32) and, for `bench` only, the CPU's (default f64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Precision {
-    /// 32-bit floats (every adapter).
+    /// 32-bit floats (every GPU adapter; on the CPU, `bench` only).
     F32,
-    /// 64-bit floats (adapters with SHADER_F64, e.g. Mesa's lavapipe).
+    /// 64-bit floats (the CPU; GPU adapters with SHADER_F64, e.g. Mesa's
+    /// lavapipe).
     F64,
 }
 
