@@ -396,3 +396,30 @@ fn status_plot_update_and_rerun_work_on_a_run_folder() {
     let status = ok(&ekp(&["status", "--dir", "p"], t));
     assert!(status.contains("complete"), "{status}");
 }
+
+/// The record (`workflow.toml`) is the last file `RunFolder::create`
+/// writes: when writing it fails (here a folder is in its way), everything
+/// else is already there, and without the record the folder is an
+/// `Occupant::Partial` that `run` starts again — never a calibration missing
+/// its state (a `run` killed between the record and the state once left one).
+#[test]
+fn the_record_is_written_last() {
+    use ekp_cli::config::Calibration;
+    use ekp_cli::folder::{self, MadeBy, Occupant, RunFolder};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cal");
+    std::fs::create_dir_all(dir.join(folder::META_FILE).join("in-the-way")).unwrap();
+    let cal = Calibration::embedded_default().unwrap();
+    let observation = ekp_cli::models::observation(&cal).unwrap();
+    let ekp = ekp_cli::driver::start(&cal, observation).unwrap();
+    assert!(RunFolder::create(&dir, cal, None, MadeBy::Run, &ekp).is_err());
+    for file in [folder::CONFIG_FILE, folder::STATE_FILE, "observations.toml"] {
+        assert!(
+            dir.join(file).is_file(),
+            "{file} is written before the record"
+        );
+    }
+    assert!(dir.join("iteration_000").is_dir());
+    std::fs::remove_dir_all(dir.join(folder::META_FILE)).unwrap();
+    assert!(matches!(folder::inspect(&dir).unwrap(), Occupant::Partial));
+}

@@ -648,31 +648,3 @@ impl RunFolder {
         g
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The record is the last file `create` writes: when writing it fails
-    /// (here a folder is in its way), everything else is already there, and
-    /// without the record the folder is a [`Occupant::Partial`] that `run`
-    /// starts again, never a calibration missing its state.
-    #[test]
-    fn the_record_is_written_last() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("cal");
-        std::fs::create_dir_all(dir.join(META_FILE).join("in-the-way")).unwrap();
-        let cal = Calibration::embedded_default().unwrap();
-        let ekp = crate::driver::start(&cal, crate::models::observation(&cal).unwrap()).unwrap();
-        assert!(RunFolder::create(&dir, cal, None, MadeBy::Run, &ekp).is_err());
-        for file in [CONFIG_FILE, STATE_FILE, results::OBSERVATIONS_FILE] {
-            assert!(
-                dir.join(file).is_file(),
-                "{file} is written before the record"
-            );
-        }
-        assert!(dir.join("iteration_000").is_dir());
-        std::fs::remove_dir_all(dir.join(META_FILE)).unwrap();
-        assert!(matches!(inspect(&dir).unwrap(), Occupant::Partial));
-    }
-}
