@@ -612,8 +612,13 @@ fn help_explains_the_commands() {
 fn bench_update_prints_seconds_per_update_last() {
     let tmp = tempfile::tempdir().expect("tempdir");
     for process in ["inversion", "transform-inversion"] {
-        for extra in [&[][..], &["--perturb"][..], &["--dense"][..]] {
-            if process == "transform-inversion" && extra == ["--perturb"] {
+        for extra in [
+            &[][..],
+            &["--perturb"][..],
+            &["--dense"][..],
+            &["--scalar-noise"][..],
+        ] {
+            if process == "transform-inversion" && extra.contains(&"--perturb") {
                 continue;
             }
             let mut args = vec![
@@ -672,6 +677,11 @@ fn bench_update_prints_seconds_per_update_last() {
             .to_string()
     };
     assert_eq!(checksum(&[]), checksum(&["--dense"]));
+    let out = ekp(
+        &["bench", "--update", "--scalar-noise", "--dense"],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     // Bad input is exit code 2; --update needs no --backend, and the forward
     // benchmark still needs one.
     let out = ekp(&["bench", "--update", "--members", "1"], tmp.path());

@@ -137,6 +137,45 @@ impl Gram {
     }
 }
 
+/// The unweighted statistics `AᵀA` and `Aᵀ (y − ḡ)` of an update's outputs
+/// (every row of the observation, the successful members), recovered from
+/// the update's own [`Gram`] when its weights are all equal (a scalar `Γ`):
+/// the CRPS of the iteration's metrics needs exactly these, so it need not
+/// read the outputs a second time.
+#[derive(Clone, Debug)]
+pub(crate) struct UnitGram {
+    /// `AᵀA` (`n × n`).
+    pub m: DMatrix<f64>,
+    /// `Aᵀ (y − ḡ)` (`n`).
+    pub c: DVector<f64>,
+}
+
+impl UnitGram {
+    /// Offer the update's `gram` (before any prior rows are added) to
+    /// `slot`: kept when it covers every row and the weights are one value
+    /// `w > 0` (then `AᵀA = m / w`, `Aᵀ(y − ḡ) = c / w`); ignored otherwise.
+    pub(crate) fn offer(
+        slot: Option<&std::cell::OnceCell<UnitGram>>,
+        rows: &Rows<'_>,
+        weights: &DVector<f64>,
+        gram: &Gram,
+    ) {
+        let (Some(slot), Rows::All(_)) = (slot, rows) else {
+            return;
+        };
+        let Some(&w) = weights.iter().next() else {
+            return;
+        };
+        if !(w > 0.0 && w.is_finite()) || weights.iter().any(|&v| v != w) {
+            return;
+        }
+        let _ = slot.set(UnitGram {
+            m: &gram.m / w,
+            c: &gram.c / w,
+        });
+    }
+}
+
 /// The inputs of [`gram`].
 pub(crate) struct GramInput<'a> {
     /// The outputs (`d × N`, every member).

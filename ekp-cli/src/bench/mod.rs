@@ -117,6 +117,12 @@ pub struct BenchArgs {
     /// comparison; at most 20 000 outputs).
     #[arg(long, requires = "update")]
     pub dense: bool,
+    /// --update: one noise level for every output, Γ = 0.03·I (default:
+    /// variances 0.01 … 0.05). With a scalar Γ the low-rank update's own Gram
+    /// matrix also gives the CRPS, so the metrics read the outputs no second
+    /// time.
+    #[arg(long, requires = "update", conflicts_with = "dense")]
+    pub scalar_noise: bool,
 }
 
 fn parameters(members: usize) -> DMatrix<f64> {

@@ -13,7 +13,9 @@
 //! localization works on `d × d` correlations, and only without it do EKI and
 //! ETKI take their low-rank `O(N² d)` form. `--perturb` switches EKI to
 //! perturbed observations (no accelerator). `--dense` gives `Γ` as a full
-//! matrix, which forces the dense path (for comparisons on small problems).
+//! matrix, which forces the dense path (for comparisons on small problems);
+//! `--scalar-noise` one variance (0.03) for every output, with which the
+//! update's Gram matrix also serves the CRPS.
 //!
 //! Each repeat clones the freshly built process and times one full
 //! [`EnsembleKalmanProcess::update_owned`] (failure scan, scheduler, the
@@ -106,6 +108,7 @@ fn problem(
     d: usize,
     perturb: bool,
     dense: bool,
+    scalar: bool,
 ) -> anyhow::Result<Problem> {
     let prior = Prior::new(vec![
         ParameterPrior::gaussian("theta", 0.0, 1.0, p).context("the synthetic prior")?,
@@ -113,7 +116,15 @@ fn problem(
     .context("the synthetic prior")?;
     let truth = DMatrix::from_element(p, 1, 0.0);
     let y = outputs(&truth, d).column(0).map(|v| v + 0.05);
-    let variances: Vec<f64> = (0..d).map(|i| 0.01 + 0.01 * (i % 5) as f64).collect();
+    let variances: Vec<f64> = (0..d)
+        .map(|i| {
+            if scalar {
+                0.03
+            } else {
+                0.01 + 0.01 * (i % 5) as f64
+            }
+        })
+        .collect();
     let noise = if dense {
         NoiseCovariance::full(DMatrix::from_diagonal(&DVector::from_vec(variances)))
     } else {
@@ -199,12 +210,15 @@ fn run(
     say: Say<'_>,
 ) -> anyhow::Result<()> {
     let made = Instant::now();
-    let Problem { process, g } = problem(kind, n, p, d, args.perturb, args.dense)?;
+    let Problem { process, g } =
+        problem(kind, n, p, d, args.perturb, args.dense, args.scalar_noise)?;
     let kind_name = process.process().kind();
     say(&format!(
         "process: {kind_name} (members {n}, parameters {p}, outputs {d}; Γ {}, localizer none, accelerator {}, perturbed observations {})",
         if args.dense {
             "full (dense path)"
+        } else if args.scalar_noise {
+            "0.03 I (scalar)"
         } else {
             "diagonal"
         },

@@ -2,13 +2,15 @@
 //! process's step on the successful members, then the redraw of the failed
 //! ones (`sample-success-gauss`).
 
+use std::cell::OnceCell;
+
 use nalgebra::{DMatrix, DVector};
 use rand_chacha::ChaCha20Rng;
 
 use crate::error::EkpError;
 use crate::linalg::{sample_empirical_gaussian, select_columns};
 use crate::localization::Localizer;
-use crate::lowrank::Rows;
+use crate::lowrank::{Rows, UnitGram};
 use crate::observation::Observation;
 use crate::process::{OutputSelection, PriorBlock, Process, StepInput};
 use crate::update_group::{UpdateGroup, minibatch_rows};
@@ -31,6 +33,9 @@ pub(super) struct GroupStep<'a> {
     pub(super) prior_mean: &'a DVector<f64>,
     /// The (flat, unconstrained) prior variances.
     pub(super) prior_var: &'a DVector<f64>,
+    /// Where the whole-ensemble step leaves its unweighted Gram statistics
+    /// for the CRPS (see [`UnitGram`]).
+    pub(super) unit_gram: &'a OnceCell<UnitGram>,
 }
 
 impl GroupStep<'_> {
@@ -124,6 +129,9 @@ impl GroupStep<'_> {
             localizer: self.localizer,
             perturb: self.perturb,
             members: n,
+            // The whole ensemble's rows are the observation's: its Gram
+            // statistics serve the CRPS (a group's rows do not).
+            unit_gram: rows.is_none().then_some(self.unit_gram),
         };
         let updated_ok = self.process.as_step().step(&input, rng)?;
         let mut out = DMatrix::zeros(p, n);

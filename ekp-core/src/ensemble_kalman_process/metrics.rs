@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dense;
 use crate::linalg::column_mean;
-use crate::lowrank::{GramInput, Rows, gram};
+use crate::lowrank::{GramInput, Rows, UnitGram, gram};
 use crate::observation::Observation;
 use crate::scheduler::member_misfits;
 
@@ -52,13 +52,13 @@ pub struct ErrorMetrics {
 impl ErrorMetrics {
     /// The metrics of the outputs `g` (`d × n`, successful members only).
     pub fn compute(g: &DMatrix<f64>, obs: &Observation) -> Self {
-        Self::compute_inner(g, &column_mean(g), obs, true, None)
+        Self::compute_inner(g, &column_mean(g), obs, true, None, None)
     }
 
     /// The metrics with the loss taken at the given output mean `ḡ` (UKI's
     /// weighted mean) instead of the plain column mean.
     pub fn compute_with_mean(g: &DMatrix<f64>, gbar: &DVector<f64>, obs: &Observation) -> Self {
-        Self::compute_inner(g, gbar, obs, false, None)
+        Self::compute_inner(g, gbar, obs, false, None, None)
     }
 
     /// The metrics of UKI/UTKI's sigma points `g` (`d × n`, successful
@@ -73,13 +73,16 @@ impl ErrorMetrics {
 
     /// The metrics; `plain_mean` when `gbar` is the column mean of `g`, so
     /// the CRPS may stream over row blocks; `misfits` the member misfits `Φ`
-    /// when they are known.
+    /// when they are known; `unit_gram` the update's own `AᵀA` and
+    /// `Aᵀ(y − ḡ)` of `g` when it left them (plain mean, every row, `g`'s
+    /// columns), so the CRPS needs no second pass over the outputs.
     pub(super) fn compute_inner(
         g: &DMatrix<f64>,
         gbar: &DVector<f64>,
         obs: &Observation,
         plain_mean: bool,
         misfits: Option<&DVector<f64>>,
+        unit_gram: Option<UnitGram>,
     ) -> Self {
         let d = obs.dim() as f64;
         let diff = obs.values() - gbar;
@@ -96,7 +99,13 @@ impl ErrorMetrics {
             avg_rmse,
             unweighted_loss: diff.norm_squared() / d,
             bayes_loss: None,
-            crps: crps_of(g, gbar, obs.values(), plain_mean, Eigen::Fast),
+            crps: match unit_gram {
+                Some(UnitGram { m, c }) if plain_mean && g.nrows() > g.ncols() && g.ncols() > 1 => {
+                    let s = 1.0 / ((g.ncols() - 1) as f64).sqrt();
+                    crps_from_gram(m * (s * s), c * s, g.nrows(), Eigen::Fast)
+                }
+                _ => crps_of(g, gbar, obs.values(), plain_mean, Eigen::Fast),
+            },
         }
     }
 

@@ -6,6 +6,7 @@
 //! are updated on copies that are committed last.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 use nalgebra::{DMatrix, DVector};
 use rand_chacha::ChaCha20Rng;
@@ -16,6 +17,7 @@ use crate::accelerator::Momentum;
 use crate::error::EkpError;
 use crate::failure::{FailurePolicy, ImputedValue, impute_lazy};
 use crate::linalg::{column_mean, select_columns};
+use crate::lowrank::UnitGram;
 use crate::process::{Process, Unscented, UnscentedState};
 use crate::scheduler::{Step, member_misfits};
 use crate::warnings::{self, Warning};
@@ -132,16 +134,25 @@ impl EnsembleKalmanProcess {
         let computed = if let Some(settings) = self.process.unscented() {
             self.unscented_update(settings, g, &g_ok, &judged.successful, dt)?
         } else {
-            let u = self.ensemble_update(g, &judged, dt, &mut rng, &mut momentum)?;
+            // A low-rank step with a scalar Γ leaves the unweighted Gram
+            // statistics of exactly these outputs here: the CRPS reuses them.
+            let unit_gram = OnceCell::new();
+            let u = self.ensemble_update(g, &judged, dt, &unit_gram, &mut rng, &mut momentum)?;
             let prior_var = self.prior.std().map(|s| s * s);
-            let metrics =
-                ErrorMetrics::compute_inner(&g_ok, &column_mean(&g_ok), obs, true, Some(&misfits))
-                    .with_prior(
-                        obs.dim(),
-                        &self.run_mean(&judged.successful),
-                        &self.prior.mean(),
-                        &prior_var,
-                    );
+            let metrics = ErrorMetrics::compute_inner(
+                &g_ok,
+                &column_mean(&g_ok),
+                obs,
+                true,
+                Some(&misfits),
+                unit_gram.into_inner(),
+            )
+            .with_prior(
+                obs.dim(),
+                &self.run_mean(&judged.successful),
+                &self.prior.mean(),
+                &prior_var,
+            );
             Computed {
                 u,
                 metrics,
@@ -239,6 +250,7 @@ impl EnsembleKalmanProcess {
         g: &DMatrix<f64>,
         judged: &Judged,
         dt: f64,
+        unit_gram: &OnceCell<UnitGram>,
         rng: &mut ChaCha20Rng,
         momentum: &mut Option<Momentum>,
     ) -> Result<DMatrix<f64>, EkpError> {
@@ -253,6 +265,7 @@ impl EnsembleKalmanProcess {
             failed: &judged.failed,
             prior_mean: &prior_mean,
             prior_var: &prior_var,
+            unit_gram,
         };
         let obs = self.observations.current();
         let mut new_u = if self.update_groups.is_empty() {

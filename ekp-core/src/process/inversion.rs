@@ -12,6 +12,8 @@
 //! *and* no accelerator is used (EKP.jl switches perturbation off under
 //! acceleration).
 
+use std::cell::OnceCell;
+
 use nalgebra::{DMatrix, DVector};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -25,7 +27,7 @@ use crate::error::EkpError;
 use crate::failure::FailurePolicy;
 use crate::linalg::{anomalies, solve_spd};
 use crate::localization::Localizer;
-use crate::lowrank::{Gram, GramInput, Perturbation, gram};
+use crate::lowrank::{Gram, GramInput, Perturbation, UnitGram, gram};
 use crate::observation::NoiseCovariance;
 use crate::scheduler::Scheduler;
 
@@ -113,6 +115,7 @@ impl ProcessStep for Inversion {
                 input.dt,
                 input.prior,
                 perturbation.as_ref(),
+                input.unit_gram,
             ),
             _ => {
                 if m > DENSE_LIMIT && !input.localizer.is_none() {
@@ -146,6 +149,7 @@ impl ProcessStep for Inversion {
 /// row blocks ([`gram`]), so the cost is `O(n² d + n³)` and no `d × n`
 /// temporary is formed. The perturbations (`N(0, Γ/Δt)`) are drawn block by
 /// block from `perturbation`, exactly as the dense path draws them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn update_lowrank(
     u: &DMatrix<f64>,
     outputs: OutputSelection<'_>,
@@ -154,12 +158,13 @@ pub(crate) fn update_lowrank(
     dt: f64,
     prior: Option<PriorBlock<'_>>,
     perturbation: Option<&Perturbation>,
+    unit_gram: Option<&OnceCell<UnitGram>>,
 ) -> Result<DMatrix<f64>, EkpError> {
     let n = u.ncols();
     let reg = f64::EPSILON.sqrt();
     let weights = variances.map(|v| 1.0 / (v / dt + reg));
     let sd = perturbation.map(|_| perturbation_sd(variances, 1.0 / dt));
-    let Gram { mut m, mut c, e } = gram(&GramInput {
+    let stats = gram(&GramInput {
         g: outputs.g,
         rows: outputs.rows,
         cols: outputs.cols,
@@ -167,6 +172,8 @@ pub(crate) fn update_lowrank(
         y,
         perturbation: perturbation.zip(sd.as_ref()),
     });
+    UnitGram::offer(unit_gram, &outputs.rows, &weights, &stats);
+    let Gram { mut m, mut c, e } = stats;
     let (u_mean, ua) = anomalies(u);
     if let Some(pb) = prior {
         // The prior rows: "outputs" u, data the prior mean (unperturbed).

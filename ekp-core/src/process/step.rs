@@ -6,6 +6,8 @@
 //! exhaustive `match`; each process's file owns its defaults and its step, as
 //! EKP.jl keeps one file per process.
 
+use std::cell::OnceCell;
+
 use nalgebra::DMatrix;
 use rand_chacha::ChaCha20Rng;
 
@@ -15,7 +17,7 @@ use crate::error::EkpError;
 use crate::failure::FailurePolicy;
 use crate::linalg::select_columns;
 use crate::localization::Localizer;
-use crate::lowrank::{Perturbation, Rows};
+use crate::lowrank::{Perturbation, Rows, UnitGram};
 use crate::observation::Observation;
 use crate::scheduler::Scheduler;
 
@@ -52,6 +54,10 @@ pub(crate) struct StepInput<'a> {
     /// Every member `N`, failed ones included: perturbations are drawn for
     /// all of them, so the draws do not depend on which failed.
     pub members: usize,
+    /// Where a low-rank step leaves its unweighted Gram statistics for the
+    /// iteration's CRPS, when it can ([`UnitGram::offer`]); `None` for update
+    /// groups (their rows are not the observation's).
+    pub unit_gram: Option<&'a OnceCell<UnitGram>>,
 }
 
 impl StepInput<'_> {

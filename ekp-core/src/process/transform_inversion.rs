@@ -22,6 +22,8 @@
 //! case for a diagonal `Γ`); with correlated outputs EKP.jl's ETKI weighs the
 //! group's data more than its marginal noise warrants (`(Γ⁻¹)_gg ⪰ Γ_gg⁻¹`).
 
+use std::cell::OnceCell;
+
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +35,7 @@ use crate::error::EkpError;
 use crate::failure::FailurePolicy;
 use crate::linalg::{anomalies, sym_inverse_and_sqrt};
 use crate::localization::Localizer;
-use crate::lowrank::{GramInput, gram};
+use crate::lowrank::{GramInput, UnitGram, gram};
 use crate::observation::Observation;
 use crate::scheduler::Scheduler;
 
@@ -101,6 +103,7 @@ impl ProcessStep for TransformInversion {
                 &variances,
                 input.dt,
                 input.prior,
+                input.unit_gram,
             ),
             None => update(
                 input.u,
@@ -123,6 +126,7 @@ pub(crate) fn update_lowrank(
     variances: &DVector<f64>,
     dt: f64,
     prior: Option<PriorBlock<'_>>,
+    unit_gram: Option<&OnceCell<UnitGram>>,
 ) -> Result<DMatrix<f64>, EkpError> {
     let n = u.ncols();
     let weights = variances.map(|v| dt / v);
@@ -134,6 +138,7 @@ pub(crate) fn update_lowrank(
         y,
         perturbation: None,
     });
+    UnitGram::offer(unit_gram, &outputs.rows, &weights, &stats);
     let scale = 1.0 / ((n - 1) as f64).sqrt();
     // Y = A/√(n−1): Δt Yᵀ Γ⁻¹ Y = m/(n−1), Δt Yᵀ Γ⁻¹ (y − ḡ) = c/√(n−1).
     let s = stats.m * (scale * scale);
