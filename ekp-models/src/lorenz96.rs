@@ -239,7 +239,7 @@ impl Forcing {
     /// F(t) = F + A sin(ω t).
     #[inline]
     pub fn at(&self, t: f64) -> f64 {
-        self.mean + self.amplitude * (self.omega * t).sin()
+        self.at_in(t)
     }
 
     /// F(t) in f32, the convention of the f32 kernels (CPU lanes and GPU):

@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::ValueEnum;
 use ekp_models::lanes::{LANES, LANES_F32, LaneForcing, LaneReal, LaneState};
-use ekp_models::lorenz96::{Forcing, Rk4Workspace, integrate, integrate_f32};
+use ekp_models::lorenz96::Forcing;
 use ekp_models::{Lorenz96, Lorenz96Config};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
@@ -145,25 +145,16 @@ fn integrate_per_member(
     threads: bool,
     f32: bool,
 ) -> f64 {
-    let config = model.config();
     let member = |j: usize| -> f64 {
-        let forcing = Forcing {
-            mean: params[(0, j)],
-            amplitude: params[(1, j)],
-            omega: config.omega,
-        };
-        let x0 = model.initial_state();
-        if f32 {
-            let mut x: Vec<f32> = x0.iter().map(|&v| v as f32).collect();
-            let mut ws = Rk4Workspace::new(x.len());
-            integrate_f32(&mut x, &mut ws, &forcing, config.dt, 0, steps);
-            x.iter().map(|&v| f64::from(v)).sum()
+        let theta = [params[(0, j)], params[(1, j)]];
+        let sum = if f32 {
+            model
+                .final_state_f32(&theta, steps)
+                .map(|x| x.iter().map(|&v| f64::from(v)).sum())
         } else {
-            let mut x = x0.to_vec();
-            let mut ws = Rk4Workspace::new(x.len());
-            integrate(&mut x, &mut ws, &forcing, config.dt, 0, steps);
-            x.iter().sum()
-        }
+            model.final_state(&theta, steps).map(|x| x.iter().sum())
+        };
+        sum.unwrap_or(f64::NAN)
     };
     if threads {
         (0..params.ncols()).into_par_iter().map(member).sum()

@@ -100,9 +100,8 @@ impl ErrorMetrics {
             unweighted_loss: diff.norm_squared() / d,
             bayes_loss: None,
             crps: match unit_gram {
-                Some(UnitGram { m, c }) if plain_mean && g.nrows() > g.ncols() && g.ncols() > 1 => {
-                    let s = 1.0 / ((g.ncols() - 1) as f64).sqrt();
-                    crps_from_gram(m * (s * s), c * s, g.nrows(), Eigen::Fast)
+                Some(UnitGram { m, c }) if plain_mean && g.nrows() > g.ncols() => {
+                    crps_from_anomaly_gram(m, c, g.nrows(), Eigen::Fast)
                 }
                 _ => crps_of(g, gbar, obs.values(), plain_mean, Eigen::Fast),
             },
@@ -234,8 +233,19 @@ fn crps_streaming(g: &DMatrix<f64>, y: &DVector<f64>, eigen: Eigen) -> Option<f6
         y,
         perturbation: None,
     });
+    crps_from_anomaly_gram(stats.m, stats.c, d, eigen)
+}
+
+/// The CRPS from the unscaled `(g − ḡ)ᵀ(g − ḡ)` and `(g − ḡ)ᵀ(y − ḡ)` of
+/// `n` members (scaled here by `1/(n−1)` and `1/√(n−1)`), for `d` outputs;
+/// `None` with fewer than 2 members.
+fn crps_from_anomaly_gram(m: DMatrix<f64>, c: DVector<f64>, d: usize, eigen: Eigen) -> Option<f64> {
+    let n = m.nrows();
+    if n < 2 {
+        return None;
+    }
     let s = 1.0 / ((n - 1) as f64).sqrt();
-    crps_from_gram(stats.m * (s * s), stats.c * s, d, eigen)
+    crps_from_gram(m * (s * s), c * s, d, eigen)
 }
 
 /// The CRPS from the Gram matrix `AᵀA` (`n × n`) of the scaled anomalies and
