@@ -82,15 +82,20 @@
 //!   only). Dispatches never straddle the start of the window. Software
 //!   adapters run both sides of a branch under a mask, so a per-step check in
 //!   the spin-up loop would cost ~15 %.
-//! * **The forcing**: sin(ω t_j) is computed once on the CPU in f64, exactly as
-//!   the CPU model computes it (`(ω·(dt·j)).sin()`), and uploaded as a table
-//!   indexed by the step (the steps of one member's integration; ~440 KiB in
-//!   f64 for the default run). The kernel forms F + A·sin in its working
-//!   precision. This sidesteps two problems: WGSL has no f64 `sin` (SPIR-V's
-//!   GLSL.std.450 `Sin` is 16/32-bit only), and in f32 both t_j = j·dt (j up
-//!   to ~56 000 by default) and the sine of a large argument lose digits. In
-//!   f32 the table holds the correctly rounded f32 of the f64 sine: the forcing
-//!   is as exact as f32 allows.
+//! * **The forcing**: sin(ω t_j) is computed on the CPU in f64, exactly as
+//!   the CPU model computes it (`(ω·(dt·j)).sin()`), and written before each
+//!   dispatch into a small uniform buffer, the *forcing window*: the sines of
+//!   that dispatch's steps `j0..` (at most 2 048 values, 16-byte slots of 4
+//!   f32 or 2 f64; a dispatch of the observing kernel whose steps, with a
+//!   sub-window's replay, would need more is cut there). The kernel forms
+//!   F + A·sin in its working precision. This sidesteps two problems: WGSL
+//!   has no f64 `sin` (SPIR-V's GLSL.std.450 `Sin` is 16/32-bit only), and in
+//!   f32 both t_j = j·dt (j up to ~56 000 by default) and the sine of a large
+//!   argument lose digits. In f32 the window holds the correctly rounded f32
+//!   of the f64 sine: the forcing is as exact as f32 allows. A uniform buffer
+//!   rather than a table in a storage buffer: software adapters load a storage
+//!   value lane by lane with a bounds check each, and that one load per step
+//!   cost ~20 % of the kernel on lavapipe.
 //! * **Observables on the GPU, in the CPU's order**: the CPU's two-pass sample
 //!   variance of a sub-window sums its `n × (Ts/dt − 1)` values step by step
 //!   and site by site, divides by their count, then sums the squared
@@ -153,29 +158,27 @@
 //!
 //! ## Performance
 //!
-//! On lavapipe (Mesa 22.3, LLVM 15, 2 CPU cores), 10 000 members:
+//! On lavapipe (Mesa 22.3, LLVM 15, 2 CPU cores of a Xeon with AVX-512),
+//! 10 000 members, 3 000 steps, 2026-12-07:
 //!
 //! | | f32, 36 sites | f32, 40 sites | f64, 36 sites | f64, 40 sites |
 //! |---|---|---|---|---|
-//! | minimal kernel (`examples/minimal_kernel.rs`) | 1.67e8 | 1.50e8 | 1.46e8 | 1.31e8 |
-//! | [`Lorenz96Gpu::integrate_only`] | 1.49e8 | 1.35e8 | 1.36e8 | 1.21e8 |
-//! | [`ForwardModel::evaluate`](ekp_core::ForwardModel::evaluate), default run (55 736 steps) | 1.43e8 | | 1.30e8 | |
+//! | minimal kernel (`examples/minimal_kernel.rs`) | 1.16e8 | 1.13e8 | 8.3e7 | 7.2e7 |
+//! | [`Lorenz96Gpu::integrate_only`] | 1.10e8 | 1.03e8 | 7.9e7 | 6.4e7 |
+//! | [`ForwardModel::evaluate`](ekp_core::ForwardModel::evaluate), default run (55 736 steps) | 9.3e7 | | 6.5e7 | |
 //!
 //! member-steps/s; `cargo run --release -p ekp-gpu --example minimal_kernel --
-//! 10000 3000 --evaluate` measures them side by side. The minimal kernel is the
-//! least an unrolled RK4 can do (constant forcing, no checks, no statistics);
-//! about half of the ~10 % difference is the per-step load from the forcing
-//! table (measured by replacing it with a constant), the rest the state
-//! layout and the bounds checks wgpu adds to storage accesses.
+//! 10000 3000 --evaluate` measures them side by side (over three rounds our
+//! kernel ran at 0.92–0.95 of the minimal one in f32, 0.88–0.98 in f64; with
+//! llvmpipe held to 16 vector registers, as on an AVX2 machine, 0.95–0.98 in
+//! f32). The minimal kernel is the least an unrolled RK4 can do (constant
+//! forcing, no checks, no statistics); what is left of the difference is the
+//! time-dependent forcing itself, the state layout and the bounds checks wgpu
+//! adds to storage accesses.
 //!
-//! The `evaluate` row was measured before the window statistics were reduced
-//! in the CPU's order: replaying each sub-window adds the observed window's
-//! 4 536 steps to the 55 736 a member integrates (+8 % work), so expect about
-//! 8 % fewer member-steps/s there now. (Measured side by side on a machine
-//! loaded by other builds — load average 6 on 2 cores, absolute figures 10×
-//! low and noisy — `evaluate` ran at 0.80–0.93 of `integrate_only` with the
-//! replay and 0.89–0.99 without it.) `integrate_only` and `ekp-cli bench` run
-//! no statistics and are unchanged.
+//! `evaluate` is slower than `integrate_only` per member-step because it
+//! replays each sub-window (the observed window's 4 536 steps twice, +8 %
+//! work over the 55 736 counted) and computes the statistics.
 //!
 //! ## No adapter
 //!

@@ -15,6 +15,13 @@ use crate::{MAX_SITES, MAX_STEPS_PER_DISPATCH, Precision};
 
 const MODEL: &str = "lorenz96";
 
+/// Values of the forcing window (sin(ω t_j) of one dispatch's steps, in a
+/// uniform buffer: 8 KiB in f32, 16 KiB in f64, within wgpu's downlevel uniform
+/// binding limit). Twice [`MAX_STEPS_PER_DISPATCH`], so that a dispatch of the
+/// spin-up or integrating kernel never needs cutting, nor one of the observing
+/// kernel unless a sub-window is longer than about 1 000 steps.
+const FORCING_WINDOW: usize = 2048;
+
 /// The per-dispatch uniform (`struct Dispatch` in the kernel).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -27,6 +34,10 @@ struct DispatchUniform {
     members: u32,
     /// Stride of the member-major rows of the state/accumulator buffers.
     stride: u32,
+    /// The step `j` of the forcing window's first value.
+    j0: u32,
+    /// Padding to the 16-byte multiple of a uniform struct.
+    pad: [u32; 3],
 }
 
 /// Timing of [`Lorenz96Gpu::integrate_only`].
@@ -75,13 +86,47 @@ struct Buffers {
     state: wgpu::Buffer,
     acc: wgpu::Buffer,
     outputs: wgpu::Buffer,
+    /// The forcing window: sin(ω t_j) for the steps of one dispatch.
+    window: wgpu::Buffer,
 }
 
-/// The sines sin(ω j dt), j = 1..=steps, on the device.
-#[derive(Debug)]
-struct Sines {
-    steps: usize,
-    buffer: wgpu::Buffer,
+/// How a kernel's (possibly virtual) step `v` maps to the integration step
+/// `j` whose forcing it uses.
+#[derive(Debug, Clone, Copy)]
+enum StepMap {
+    /// `j = v + 1` (the spin-up and integrating kernels).
+    Direct,
+    /// The observing kernel: every sub-window of `spw` steps twice, from
+    /// step `first` (see `KernelSpec::observe_step`).
+    Replayed { first: usize, spw: usize },
+}
+
+impl StepMap {
+    fn step(self, v: usize) -> usize {
+        match self {
+            Self::Direct => v + 1,
+            Self::Replayed { first, spw } => first + (v / (2 * spw)) * spw + (v % (2 * spw)) % spw,
+        }
+    }
+
+    /// The first step `j0` and the length of the forcing window of the
+    /// dispatch of the steps `v0..v0 + len`, `len` cut (to at least 1) so that
+    /// the window holds at most `window` values.
+    fn window(self, v0: usize, len: usize, window: usize) -> (usize, usize, usize) {
+        let first = self.step(v0);
+        let (mut lo, mut hi) = (first, first);
+        let mut taken = 1;
+        while taken < len {
+            let j = self.step(v0 + taken);
+            let (l, h) = (lo.min(j), hi.max(j));
+            if h - l + 1 > window {
+                break;
+            }
+            (lo, hi) = (l, h);
+            taken += 1;
+        }
+        (lo, hi + 1 - lo, taken)
+    }
 }
 
 /// One kernel's share of a chunk's integration: its steps `0..to`, bound to
@@ -91,6 +136,8 @@ struct Phase<'a> {
     bindings: usize,
     /// The steps the kernel runs (the observing kernel's are virtual).
     to: usize,
+    /// Which integration step each of them is.
+    steps: StepMap,
     /// End every dispatch at the CPU's next divergence check point (the
     /// spin-up with a finite `max_abs_state`).
     at_check_points: bool,
@@ -99,7 +146,6 @@ struct Phase<'a> {
 /// What every dispatch of one chunk shares.
 struct ChunkDispatch<'a> {
     buffers: &'a Buffers,
-    sines: &'a Sines,
     /// Members in the chunk.
     members: usize,
     /// The row stride of the per-member buffers.
@@ -113,7 +159,6 @@ struct ChunkDispatch<'a> {
 #[derive(Debug, Default)]
 struct Resources {
     buffers: Option<Buffers>,
-    sines: Option<Sines>,
     staging: Option<wgpu::Buffer>,
     integrate: Option<wgpu::ComputePipeline>,
 }
@@ -144,6 +189,8 @@ pub struct Lorenz96Gpu {
     /// A smaller cap set with [`Lorenz96Gpu::with_max_members_per_dispatch`].
     user_max_members: Option<usize>,
     steps_per_dispatch: usize,
+    /// Values in the forcing window (see `KernelSpec::window`).
+    window: usize,
     resources: Mutex<Resources>,
 }
 
@@ -178,14 +225,20 @@ impl Lorenz96Gpu {
             });
         }
         let gpu = Gpu::new(precision)?;
+        let window = forcing_window(&gpu.limits, precision)?;
         let observation = observation(&model);
         let spinup = compile(
             &gpu,
-            &kernel_spec(&model, precision, Kernel::Spinup(observation.clone())),
+            &kernel_spec(
+                &model,
+                precision,
+                window,
+                Kernel::Spinup(observation.clone()),
+            ),
         )?;
         let observe = compile(
             &gpu,
-            &kernel_spec(&model, precision, Kernel::Observe(observation)),
+            &kernel_spec(&model, precision, window, Kernel::Observe(observation)),
         )?;
 
         let bytes = precision.bytes() as u64;
@@ -209,7 +262,7 @@ impl Lorenz96Gpu {
             .unwrap_or(usize::MAX)
             .max(1);
 
-        let this = Self {
+        Ok(Self {
             model,
             precision,
             gpu,
@@ -218,14 +271,9 @@ impl Lorenz96Gpu {
             device_max_members,
             user_max_members: None,
             steps_per_dispatch: MAX_STEPS_PER_DISPATCH,
+            window,
             resources: Mutex::new(Resources::default()),
-        };
-        // The forcing table of a member's whole integration, uploaded once.
-        {
-            let mut res = this.lock();
-            this.ensure_sines(&mut res, total)?;
-        }
-        Ok(this)
+        })
     }
 
     /// Cap the members of one chunk (one dispatch sequence over a set of
@@ -298,7 +346,6 @@ impl Lorenz96Gpu {
         let total = self.model.member_steps();
         let fit = self.model.config().fit_windows as f64;
         let mut res = self.lock();
-        self.ensure_sines(&mut res, total)?;
         let mut start = 0;
         while start < params.ncols() {
             let len = self.max_members_per_dispatch().min(params.ncols() - start);
@@ -337,7 +384,6 @@ impl Lorenz96Gpu {
         let mut out = DMatrix::zeros(n, params.ncols());
         let mut res = self.lock();
         self.ensure_integrate(&mut res)?;
-        self.ensure_sines(&mut res, steps)?;
         let mut start = 0;
         while start < params.ncols() {
             let len = self.max_members_per_dispatch().min(params.ncols() - start);
@@ -371,7 +417,6 @@ impl Lorenz96Gpu {
         check_steps(steps)?;
         let mut res = self.lock();
         self.ensure_integrate(&mut res)?;
-        self.ensure_sines(&mut res, steps)?;
         let cap = self.max_members_per_dispatch();
         self.ensure_buffers(&mut res, params.ncols().min(cap))?;
         let begin = Instant::now();
@@ -403,50 +448,9 @@ impl Lorenz96Gpu {
         if res.integrate.is_none() {
             res.integrate = Some(compile(
                 &self.gpu,
-                &kernel_spec(&self.model, self.precision, Kernel::Integrate),
+                &kernel_spec(&self.model, self.precision, self.window, Kernel::Integrate),
             )?);
         }
-        Ok(())
-    }
-
-    /// Make the forcing table cover steps `1..=steps`.
-    fn ensure_sines(&self, res: &mut Resources, steps: usize) -> Result<(), GpuError> {
-        if res.sines.as_ref().is_some_and(|s| s.steps >= steps) {
-            return Ok(());
-        }
-        let c = self.model.config();
-        let bytes = (steps.max(1) as u64) * self.precision.bytes() as u64;
-        let limit = self
-            .gpu
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.gpu.limits.max_buffer_size);
-        if bytes > limit {
-            return Err(GpuError::InvalidInput {
-                message: format!(
-                    "{steps} steps need a forcing table of {bytes} bytes, more than the \
-                     device's storage binding limit of {limit} bytes"
-                ),
-            });
-        }
-        // sin(ω t_j), t_j = dt·j, exactly as the CPU's `Forcing::at` computes
-        // it, in f64; the kernel forms F + A·sin in its working precision.
-        let sines: Vec<f64> = (1..=steps.max(1))
-            .map(|j| (c.omega * (c.dt * j as f64)).sin())
-            .collect();
-        let buffer = self.gpu.scoped("uploading the forcing table", || {
-            let buffer = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("ekp-gpu sines"),
-                size: bytes,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            self.gpu
-                .queue
-                .write_buffer(&buffer, 0, &self.precision.encode(&sines));
-            Ok(buffer)
-        })?;
-        res.sines = Some(Sines { steps, buffer });
         Ok(())
     }
 
@@ -497,6 +501,12 @@ impl Lorenz96Gpu {
                     (d + 1) * cap * s,
                     wgpu::BufferUsages::COPY_SRC,
                 ),
+                window: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("ekp-gpu forcing window"),
+                    size: self.window as u64 * s,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
             })
         })?;
         res.buffers = Some(buffers);
@@ -556,7 +566,7 @@ impl Lorenz96Gpu {
         if read {
             self.ensure_staging(res, read_bytes)?;
         }
-        let (Some(buffers), Some(sines)) = (res.buffers.as_ref(), res.sines.as_ref()) else {
+        let Some(buffers) = res.buffers.as_ref() else {
             return Err(internal("device buffers missing"));
         };
         let staging = if read {
@@ -574,7 +584,6 @@ impl Lorenz96Gpu {
         };
         let dispatch = ChunkDispatch {
             buffers,
-            sines,
             members,
             capacity,
             read_back: staging.map(|staging| (source, staging, read_bytes)),
@@ -620,12 +629,17 @@ impl Lorenz96Gpu {
                         pipeline: &self.spinup,
                         bindings: 5,
                         to: before,
+                        steps: StepMap::Direct,
                         at_check_points: finite_limit,
                     },
                     Phase {
                         pipeline: &self.observe,
                         bindings: 6,
                         to: window,
+                        steps: StepMap::Replayed {
+                            first: before + 1,
+                            spw: self.model.steps_per_sub_window(),
+                        },
                         at_check_points: false,
                     },
                 ]
@@ -637,6 +651,7 @@ impl Lorenz96Gpu {
                     .ok_or_else(|| internal("integration kernel missing"))?,
                 bindings: 4,
                 to: steps,
+                steps: StepMap::Direct,
                 at_check_points: false,
             }],
         })
@@ -650,12 +665,7 @@ impl Lorenz96Gpu {
         let queue = &self.gpu.queue;
         let b = chunk.buffers;
         let all = [
-            &b.uniform,
-            &b.theta,
-            &chunk.sines.buffer,
-            &b.state,
-            &b.acc,
-            &b.outputs,
+            &b.uniform, &b.theta, &b.window, &b.state, &b.acc, &b.outputs,
         ];
         let entries: Vec<_> = all[..phase.bindings]
             .iter()
@@ -678,15 +688,27 @@ impl Lorenz96Gpu {
                 let next = (step0 / CHECK_INTERVAL + 1) * CHECK_INTERVAL;
                 block = block.min(next - step0);
             }
+            // The forcing of the dispatch's steps: sin(ω t_j), t_j = dt·j,
+            // exactly as the CPU's `Forcing::at` computes it, in f64; the
+            // kernel forms F + A·sin in its working precision.
+            let (j0, len, fitted) = phase.steps.window(step0, block, self.window);
+            block = fitted;
+            let c = self.model.config();
+            let sines: Vec<f64> = (j0..j0 + len)
+                .map(|j| (c.omega * (c.dt * j as f64)).sin())
+                .collect();
             let uniform = DispatchUniform {
                 step0: step0 as u32,
                 steps: block as u32,
                 members: chunk.members as u32,
                 stride: chunk.capacity as u32,
+                j0: j0 as u32,
+                pad: [0; 3],
             };
             // Written before this submission's commands run: each dispatch
-            // sees its own uniform.
+            // sees its own uniform and forcing window.
             queue.write_buffer(&b.uniform, 0, bytemuck::bytes_of(&uniform));
+            queue.write_buffer(&b.window, 0, &self.precision.encode(&sines));
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("ekp-gpu steps"),
             });
@@ -782,13 +804,36 @@ fn observation(model: &Lorenz96) -> Observation {
     }
 }
 
-fn kernel_spec(model: &Lorenz96, precision: Precision, kernel: Kernel) -> KernelSpec {
+fn kernel_spec(
+    model: &Lorenz96,
+    precision: Precision,
+    window: usize,
+    kernel: Kernel,
+) -> KernelSpec {
     KernelSpec {
         precision,
         dt: model.config().dt,
         x0: model.initial_state().to_vec(),
+        window,
         kernel,
     }
+}
+
+/// The values of the forcing window: [`FORCING_WINDOW`], or fewer where the
+/// device's uniform bindings are smaller (a multiple of 4, so that both
+/// precisions fill whole 16-byte slots).
+fn forcing_window(limits: &wgpu::Limits, precision: Precision) -> Result<usize, GpuError> {
+    let by_limit = limits.max_uniform_buffer_binding_size as usize / precision.bytes();
+    let window = FORCING_WINDOW.min(by_limit) / 4 * 4;
+    if window == 0 {
+        return Err(GpuError::InvalidInput {
+            message: format!(
+                "the device's uniform bindings hold {} bytes, too few for the forcing window",
+                limits.max_uniform_buffer_binding_size
+            ),
+        });
+    }
+    Ok(window)
 }
 
 /// Compile the kernel of `spec` into a compute pipeline.
@@ -850,5 +895,54 @@ impl ForwardModel for Lorenz96Gpu {
             })?;
         out.copy_from(&result);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepMap;
+
+    /// The observing kernel's steps: each sub-window of `spw` steps, then
+    /// its replay.
+    #[test]
+    fn replayed_steps_run_each_sub_window_twice() {
+        let map = StepMap::Replayed { first: 10, spw: 3 };
+        let js: Vec<usize> = (0..9).map(|v| map.step(v)).collect();
+        assert_eq!(js, [10, 11, 12, 10, 11, 12, 13, 14, 15]);
+        assert_eq!(StepMap::Direct.step(0), 1);
+    }
+
+    /// Every step of a dispatch finds its forcing inside the window, the
+    /// window is never longer than allowed, a dispatch is cut only where the
+    /// next step would not fit, and never to nothing.
+    #[test]
+    fn the_window_covers_every_step_of_the_dispatch() {
+        for map in [
+            StepMap::Direct,
+            StepMap::Replayed { first: 1, spw: 1 },
+            StepMap::Replayed { first: 7, spw: 4 },
+            StepMap::Replayed { first: 3, spw: 9 },
+        ] {
+            for window in [1, 2, 4, 8, 16] {
+                for v0 in 0..40 {
+                    for len in 1..30 {
+                        let (j0, width, taken) = map.window(v0, len, window);
+                        assert!((1..=len).contains(&taken), "{map:?} {v0} {len}");
+                        assert!(width <= window, "{map:?} {v0} {len} {window}");
+                        for v in v0..v0 + taken {
+                            let j = map.step(v);
+                            assert!(j >= j0 && j < j0 + width, "{map:?} {v}: {j}");
+                        }
+                        if taken < len {
+                            // The next step would widen the window too far.
+                            let next = map.step(v0 + taken);
+                            let lo = j0.min(next);
+                            let hi = (j0 + width - 1).max(next);
+                            assert!(hi - lo + 1 > window, "{map:?} {v0} {len} {window}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

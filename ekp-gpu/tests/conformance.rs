@@ -193,7 +193,38 @@ fn observables_past_loop_cap_match_cpu() {
     }
 }
 
-/// Zero steps: the initial state, the CPU's `initial_state`.
+/// Sub-windows of 2 560 steps: a dispatch of the observing kernel that runs
+/// the end of a sub-window and the start of its replay needs the forcing of
+/// more steps than its window holds (2 048), so it is cut there; the outputs
+/// are still the CPU's.
+#[test]
+fn long_sub_windows_match_cpu() {
+    let config = Lorenz96Config {
+        sites: 8,
+        t_start: 1.0,
+        window: 80.0,
+        sub_window: 40.0,
+        fit_windows: 1,
+        ..Lorenz96Config::default()
+    };
+    let params = damped();
+    let expected = cpu(&config, &params);
+    for (precision, tol) in [(Precision::F64, 1e-9), (Precision::F32, 1e-3)] {
+        let Some(model) = gpu(&config, precision) else {
+            continue;
+        };
+        assert!(model.cpu_model().steps_per_sub_window() > 2_048);
+        let got = model.evaluate(&params).unwrap();
+        let rel = max_rel(&got, &expected);
+        eprintln!("{precision} long sub-windows: max relative difference {rel:.2e}");
+        assert!(rel <= tol, "{precision}: {rel:e}\n{got}\n{expected}");
+        if precision == Precision::F64 && model.adapter_info().is_software {
+            assert_bits_eq(&got, &expected);
+        }
+    }
+}
+
+/// Zero steps: the initial state, the CPU
 #[test]
 fn zero_steps_is_the_initial_state() {
     let config = short_config();
