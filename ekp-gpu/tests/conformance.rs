@@ -8,7 +8,7 @@ mod common;
 
 use common::{cpu, gpu, grid, max_rel, short_config};
 use ekp_core::ForwardModel;
-use ekp_gpu::Precision;
+use ekp_gpu::{Lorenz96Gpu, Precision};
 use ekp_models::{Lorenz96, Lorenz96Config};
 use nalgebra::DMatrix;
 
@@ -164,6 +164,27 @@ fn integration_past_loop_cap_matches_cpu() {
     }
 }
 
+/// The observables of `config` for the damped parameters match the CPU's
+/// (bit for bit in f64 on a software adapter); `check` runs on each model
+/// first (what the configuration is there to exercise).
+fn damped_observables_match_cpu(config: &Lorenz96Config, what: &str, check: impl Fn(&Lorenz96Gpu)) {
+    let params = damped();
+    let expected = cpu(config, &params);
+    for (precision, tol) in [(Precision::F64, 1e-9), (Precision::F32, 1e-3)] {
+        let Some(model) = gpu(config, precision) else {
+            continue;
+        };
+        check(&model);
+        let got = model.evaluate(&params).unwrap();
+        let rel = max_rel(&got, &expected);
+        eprintln!("{precision} {what}: max relative difference {rel:.2e}");
+        assert!(rel <= tol, "{precision}: {rel:e}\n{got}\n{expected}");
+        if precision == Precision::F64 && model.adapter_info().is_software {
+            assert_bits_eq(&got, &expected);
+        }
+    }
+}
+
 /// The observables of a window past 65 535 steps (t_start = 1100: steps
 /// 70 401–71 424), in the damped regime.
 #[test]
@@ -176,21 +197,9 @@ fn observables_past_loop_cap_match_cpu() {
         fit_windows: 1,
         ..Lorenz96Config::default()
     };
-    let params = damped();
-    let expected = cpu(&config, &params);
-    for (precision, tol) in [(Precision::F64, 1e-9), (Precision::F32, 1e-3)] {
-        let Some(model) = gpu(&config, precision) else {
-            continue;
-        };
+    damped_observables_match_cpu(&config, "window past the loop cap", |model| {
         assert!(model.cpu_model().first_observed_step(0) > 65_535);
-        let got = model.evaluate(&params).unwrap();
-        let rel = max_rel(&got, &expected);
-        eprintln!("{precision} window past the loop cap: max relative difference {rel:.2e}");
-        assert!(rel <= tol, "{precision}: {rel:e}\n{got}\n{expected}");
-        if precision == Precision::F64 && model.adapter_info().is_software {
-            assert_bits_eq(&got, &expected);
-        }
-    }
+    });
 }
 
 /// Sub-windows of 2 560 steps: a dispatch of the observing kernel that runs
@@ -207,24 +216,12 @@ fn long_sub_windows_match_cpu() {
         fit_windows: 1,
         ..Lorenz96Config::default()
     };
-    let params = damped();
-    let expected = cpu(&config, &params);
-    for (precision, tol) in [(Precision::F64, 1e-9), (Precision::F32, 1e-3)] {
-        let Some(model) = gpu(&config, precision) else {
-            continue;
-        };
+    damped_observables_match_cpu(&config, "long sub-windows", |model| {
         assert!(model.cpu_model().steps_per_sub_window() > 2_048);
-        let got = model.evaluate(&params).unwrap();
-        let rel = max_rel(&got, &expected);
-        eprintln!("{precision} long sub-windows: max relative difference {rel:.2e}");
-        assert!(rel <= tol, "{precision}: {rel:e}\n{got}\n{expected}");
-        if precision == Precision::F64 && model.adapter_info().is_software {
-            assert_bits_eq(&got, &expected);
-        }
-    }
+    });
 }
 
-/// Zero steps: the initial state, the CPU
+/// Zero steps: the initial state, the CPU's `initial_state`.
 #[test]
 fn zero_steps_is_the_initial_state() {
     let config = short_config();
