@@ -300,6 +300,32 @@ fn without_an_adapter_the_gpu_backend_is_a_clear_error_not_a_fallback() {
     assert!(!tmp.path().join("o").exists(), "nothing may be written");
 }
 
+/// A request the kernel cannot run (here more steps than it counts in 32
+/// bits) is the user's to change: exit 2, the reason, the way out.
+#[test]
+fn a_request_the_gpu_kernel_cannot_run_is_bad_input() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    if !gpu_available(tmp.path()) {
+        return;
+    }
+    let out = ekp(
+        &[
+            "bench",
+            "--backend",
+            "gpu",
+            "--members",
+            "1",
+            "--steps",
+            &u32::MAX.to_string(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("32 bits"), "{err}");
+    assert!(err.contains("--backend threads"), "{err}");
+}
+
 #[test]
 fn the_default_calibration_on_the_gpu_recovers_the_truth_as_threads_does() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -86,4 +86,10 @@ pub enum GpuError {
         /// What is wrong.
         message: String,
     },
+    /// A broken invariant inside ekp-gpu (a bug, not the caller's input).
+    #[error("internal error in ekp-gpu (a bug, please report it): {message}")]
+    Internal {
+        /// What was found broken.
+        message: String,
+    },
 }

@@ -765,8 +765,8 @@ impl Lorenz96Gpu {
 }
 
 fn internal(what: &str) -> GpuError {
-    GpuError::InvalidInput {
-        message: format!("internal error: {what}"),
+    GpuError::Internal {
+        message: what.to_string(),
     }
 }
 

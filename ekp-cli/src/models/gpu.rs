@@ -4,19 +4,31 @@ use crate::config::{Calibration, ModelSpec};
 use crate::error::{Error, InputError};
 use crate::models::builtin::{BuiltModel, Source};
 
-/// Map a GPU error to bad input (no adapter, no f64: the user must change
-/// something) or a runtime failure.
+/// Map a GPU error to bad input (no adapter, no f64, a request or model
+/// configuration the kernel cannot run: the user must change something) or a
+/// runtime failure (the device, the driver, a bug).
 pub fn gpu_error(e: ekp_gpu::GpuError) -> Error {
+    use ekp_gpu::GpuError as G;
     match e {
-        ekp_gpu::GpuError::NoAdapter { .. } => InputError::Argument(format!(
+        G::NoAdapter { .. } => InputError::Argument(format!(
             "--backend gpu: {e}; or run on the CPU with `--backend threads`"
         ))
         .into(),
-        ekp_gpu::GpuError::F64Unsupported { .. } => InputError::Argument(format!(
+        G::F64Unsupported { .. } => InputError::Argument(format!(
             "--backend gpu --precision f64: {e}; use `--precision f32`, or `--backend threads`"
         ))
         .into(),
-        other => Error::Runtime(anyhow::Error::new(other).context("GPU backend failed")),
+        G::InvalidInput { .. } | G::Config(_) => InputError::Argument(format!(
+            "--backend gpu: {e}; or run on the CPU with `--backend threads`"
+        ))
+        .into(),
+        G::RequestDevice { .. }
+        | G::Validation { .. }
+        | G::OutOfMemory { .. }
+        | G::DeviceLost { .. }
+        | G::Poll { .. }
+        | G::Map { .. }
+        | G::Internal { .. } => Error::Runtime(anyhow::Error::new(e).context("GPU backend failed")),
     }
 }
 
