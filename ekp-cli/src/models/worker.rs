@@ -135,22 +135,114 @@ fn read_lines(stdout: impl Read, cap: usize, tx: Sender<Line>) {
     }
 }
 
-/// Copy `stderr` line by line into the worker's log, and into the member's
-/// `stderr.log` while one is being served.
-fn copy_stderr(stderr: impl Read, mut log: std::fs::File, sink: Arc<Mutex<Option<std::fs::File>>>) {
-    let mut reader = BufReader::new(stderr);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+/// A worker's stderr pipe, copied line by line into the worker's log and,
+/// while a member is served, into that member's `stderr.log`.
+///
+/// Two parties read it: a thread that waits for output (so that a chatty
+/// worker never blocks on a full pipe), and [`Worker::serve`], which drains
+/// it once the worker has answered. A worker writes its log lines for a
+/// member before its answer, so by the time ekp reads the answer they are in
+/// this pipe: draining it then, before the member's log is closed, puts
+/// every one of them into the member's `stderr.log` however far behind the
+/// thread is (the thread alone lost them under load). The pipe is
+/// non-blocking and read under a lock, so neither reader can block the
+/// other or split a line between logs.
+struct StderrCopy {
+    pipe: std::fs::File,
+    log: std::fs::File,
+    /// The start of a line not yet ended by `\n`.
+    partial: Vec<u8>,
+    /// The worker closed its stderr.
+    closed: bool,
+}
+
+impl StderrCopy {
+    /// Copy everything the pipe holds now (no waiting); complete lines go to
+    /// the log and to `member`, a line's start waits for its end.
+    fn drain(&mut self, member: &Mutex<Option<std::fs::File>>) {
+        let mut buf = [0u8; 8192];
+        while !self.closed {
+            match self.pipe.read(&mut buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    // The last line, unended.
+                    let rest = std::mem::take(&mut self.partial);
+                    self.write(&rest, member);
+                }
+                Ok(n) => {
+                    self.partial.extend_from_slice(&buf[..n]);
+                    if let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') {
+                        let lines: Vec<u8> = self.partial.drain(..=end).collect();
+                        self.write(&lines, member);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => self.closed = true,
+            }
         }
-        let _ = log.write_all(&line);
-        if let Ok(mut member) = sink.lock()
+    }
+
+    fn write(&mut self, bytes: &[u8], member: &Mutex<Option<std::fs::File>>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let _ = self.log.write_all(bytes);
+        if let Ok(mut member) = member.lock()
             && let Some(f) = member.as_mut()
         {
-            let _ = f.write_all(&line);
+            let _ = f.write_all(bytes);
+        }
+    }
+}
+
+/// The worker's stderr, shared by [`watch_stderr`] and [`Worker::serve`].
+type SharedStderr = Arc<Mutex<StderrCopy>>;
+
+/// Make `stderr` a non-blocking [`StderrCopy`], with a second handle on the
+/// same pipe for [`watch_stderr`] to wait on.
+fn share_stderr(
+    stderr: std::process::ChildStderr,
+    log: std::fs::File,
+) -> std::io::Result<(SharedStderr, std::os::fd::OwnedFd)> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let fd = std::os::fd::OwnedFd::from(stderr);
+    let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+    fcntl(
+        &fd,
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )
+    .map_err(std::io::Error::from)?;
+    let wait = fd.try_clone()?;
+    let copy = StderrCopy {
+        pipe: std::fs::File::from(fd),
+        log,
+        partial: Vec::new(),
+        closed: false,
+    };
+    Ok((Arc::new(Mutex::new(copy)), wait))
+}
+
+/// Wait for the worker's stderr output and copy it as it comes, until the
+/// worker closes its stderr.
+fn watch_stderr(
+    wait: std::os::fd::OwnedFd,
+    copy: SharedStderr,
+    member: Arc<Mutex<Option<std::fs::File>>>,
+) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(wait.as_fd(), PollFlags::POLLIN)];
+        // A timeout only bounds how long a missed wake-up could last.
+        match poll(&mut fds, PollTimeout::from(1000u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+        let Ok(mut copy) = copy.lock() else { return };
+        copy.drain(&member);
+        if copy.closed {
+            return;
         }
     }
 }
@@ -172,6 +264,8 @@ struct Worker {
     stdin: Option<ChildStdin>,
     lines: Receiver<Line>,
     sink: Arc<Mutex<Option<std::fs::File>>>,
+    /// Its stderr (see [`StderrCopy`]).
+    stderr: SharedStderr,
     /// Its process group was stopped (and it was reaped).
     stopped: bool,
 }
@@ -227,13 +321,21 @@ impl Worker {
         let cap = max_line(outputs);
         std::thread::spawn(move || read_lines(stdout, cap, tx));
         let sink = Arc::new(Mutex::new(None));
-        let member_sink = Arc::clone(&sink);
-        std::thread::spawn(move || copy_stderr(stderr, log, member_sink));
+        let (stderr, wait) = match share_stderr(stderr, log) {
+            Ok(shared) => shared,
+            Err(e) => {
+                stop_group(&mut child);
+                return Err(e);
+            }
+        };
+        let (member_sink, watched) = (Arc::clone(&sink), Arc::clone(&stderr));
+        std::thread::spawn(move || watch_stderr(wait, watched, member_sink));
         Ok(Self {
             stdin: child.stdin.take(),
             child,
             lines,
             sink,
+            stderr,
             stopped: false,
         })
     }
@@ -250,6 +352,11 @@ impl Worker {
             *s = member_log;
         }
         let served = self.exchange(request, timeout);
+        // What the worker wrote to stderr before it answered is in the pipe
+        // now: into this member's log with it (see `StderrCopy`).
+        if let Ok(mut copy) = self.stderr.lock() {
+            copy.drain(&self.sink);
+        }
         if let Ok(mut s) = self.sink.lock() {
             *s = None;
         }
