@@ -102,6 +102,8 @@ enum StepMap {
 }
 
 impl StepMap {
+    /// The integration step `j` of kernel step `v` (`spw ≥ 1`: the model's
+    /// validation makes a sub-window span at least 2 steps).
     fn step(self, v: usize) -> usize {
         match self {
             Self::Direct => v + 1,
