@@ -157,11 +157,14 @@ struct StderrCopy {
 }
 
 impl StderrCopy {
-    /// Copy everything the pipe holds now (no waiting); complete lines go to
-    /// the log and to `member`, a line's start waits for its end.
-    fn drain(&mut self, member: &Mutex<Option<std::fs::File>>) {
+    /// Copy what the pipe holds now, up to about `limit` bytes (no waiting;
+    /// the limit keeps a worker that writes without pause from holding its
+    /// reader here); complete lines go to the log and to `member`, a line's
+    /// start waits for its end.
+    fn drain(&mut self, member: &Mutex<Option<std::fs::File>>, limit: usize) {
         let mut buf = [0u8; 8192];
-        while !self.closed {
+        let mut read = 0;
+        while !self.closed && read < limit {
             match self.pipe.read(&mut buf) {
                 Ok(0) => {
                     self.closed = true;
@@ -170,6 +173,7 @@ impl StderrCopy {
                     self.write(&rest, member);
                 }
                 Ok(n) => {
+                    read += n;
                     self.partial.extend_from_slice(&buf[..n]);
                     if let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') {
                         let lines: Vec<u8> = self.partial.drain(..=end).collect();
@@ -195,6 +199,11 @@ impl StderrCopy {
         }
     }
 }
+
+/// The most a pipe holds (Linux's default `pipe-max-size`): what a worker
+/// wrote before its answer and ekp has not read yet is at most this much,
+/// since the worker's writes block when its pipe is full.
+const PIPE_MAX: usize = 1 << 20;
 
 /// The worker's stderr, shared by [`watch_stderr`] and [`Worker::serve`].
 type SharedStderr = Arc<Mutex<StderrCopy>>;
@@ -240,7 +249,7 @@ fn watch_stderr(
             Err(_) => return,
         }
         let Ok(mut copy) = copy.lock() else { return };
-        copy.drain(&member);
+        copy.drain(&member, 64 * 1024);
         if copy.closed {
             return;
         }
@@ -355,7 +364,7 @@ impl Worker {
         // What the worker wrote to stderr before it answered is in the pipe
         // now: into this member's log with it (see `StderrCopy`).
         if let Ok(mut copy) = self.stderr.lock() {
-            copy.drain(&self.sink);
+            copy.drain(&self.sink, PIPE_MAX);
         }
         if let Ok(mut s) = self.sink.lock() {
             *s = None;
