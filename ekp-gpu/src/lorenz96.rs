@@ -5,7 +5,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ekp_core::{ForwardModel, ModelError};
-use ekp_models::{Lorenz96, Lorenz96Config};
+use ekp_models::{Forcing, Lorenz96, Lorenz96Config};
 use nalgebra::DMatrix;
 
 use crate::device::{AdapterInfo, Gpu};
@@ -690,14 +690,14 @@ impl Lorenz96Gpu {
                 let next = (step0 / CHECK_INTERVAL + 1) * CHECK_INTERVAL;
                 block = block.min(next - step0);
             }
-            // The forcing of the dispatch's steps: sin(ω t_j), t_j = dt·j,
-            // exactly as the CPU's `Forcing::at` computes it, in f64; the
-            // kernel forms F + A·sin in its working precision.
+            // The forcing of the dispatch's steps: sin(ω t_j), t_j = dt·j, as
+            // the CPU computes it; the kernel forms F + A·sin in its working
+            // precision.
             let (j0, len, fitted) = phase.steps.window(step0, block, self.window);
             block = fitted;
             let c = self.model.config();
             let sines: Vec<f64> = (j0..j0 + len)
-                .map(|j| (c.omega * (c.dt * j as f64)).sin())
+                .map(|j| Forcing::sine(c.omega, c.dt * j as f64))
                 .collect();
             let uniform = DispatchUniform {
                 step0: step0 as u32,

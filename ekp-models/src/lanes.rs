@@ -212,7 +212,7 @@ impl<const L: usize, T: LaneReal> LaneForcing<L, T> {
     /// [`Forcing::at_f32`] for f32.
     #[inline(always)]
     pub fn at(&self, t: f64) -> Lane<L, T> {
-        let s = T::from_f64((self.omega * t).sin());
+        let s = T::from_f64(Forcing::sine(self.omega, t));
         std::array::from_fn(|l| self.mean[l] + self.amplitude[l] * s)
     }
 }

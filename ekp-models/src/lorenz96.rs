@@ -236,6 +236,14 @@ impl Forcing {
         }
     }
 
+    /// `sin(ω t)` in f64: the one computation of the forcing's sine that
+    /// every backend shares (the CPU kernels here; ekp-gpu computes it on the
+    /// host for its kernels), so that all of them see the same bits.
+    #[inline]
+    pub fn sine(omega: f64, t: f64) -> f64 {
+        (omega * t).sin()
+    }
+
     /// F(t) = F + A sin(ω t).
     #[inline]
     pub fn at(&self, t: f64) -> f64 {
@@ -254,7 +262,8 @@ impl Forcing {
     /// [`Self::at_f32`] for f32).
     #[inline]
     fn at_in<T: LaneReal>(&self, t: f64) -> T {
-        T::from_f64(self.mean) + T::from_f64(self.amplitude) * T::from_f64((self.omega * t).sin())
+        T::from_f64(self.mean)
+            + T::from_f64(self.amplitude) * T::from_f64(Self::sine(self.omega, t))
     }
 }
 

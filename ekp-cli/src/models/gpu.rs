@@ -10,16 +10,12 @@ use crate::models::builtin::{BuiltModel, Source};
 pub fn gpu_error(e: ekp_gpu::GpuError) -> Error {
     use ekp_gpu::GpuError as G;
     match e {
-        G::NoAdapter { .. } => InputError::Argument(format!(
-            "--backend gpu: {e}; or run on the CPU with `--backend threads`"
-        ))
+        G::NoAdapter { .. } | G::InvalidInput { .. } | G::Config(_) => InputError::Argument(
+            format!("--backend gpu: {e}; or run on the CPU with `--backend threads`"),
+        )
         .into(),
         G::F64Unsupported { .. } => InputError::Argument(format!(
             "--backend gpu --precision f64: {e}; use `--precision f32`, or `--backend threads`"
-        ))
-        .into(),
-        G::InvalidInput { .. } | G::Config(_) => InputError::Argument(format!(
-            "--backend gpu: {e}; or run on the CPU with `--backend threads`"
         ))
         .into(),
         G::RequestDevice { .. }

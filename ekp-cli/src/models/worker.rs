@@ -150,6 +150,8 @@ fn read_lines(stdout: impl Read, cap: usize, tx: Sender<Line>) {
 struct StderrCopy {
     pipe: std::fs::File,
     log: std::fs::File,
+    /// The served member's `stderr.log`, while one is served.
+    member: Option<std::fs::File>,
     /// The start of a line not yet ended by `\n`.
     partial: Vec<u8>,
     /// The worker closed its stderr.
@@ -159,9 +161,9 @@ struct StderrCopy {
 impl StderrCopy {
     /// Copy what the pipe holds now, up to about `limit` bytes (no waiting;
     /// the limit keeps a worker that writes without pause from holding its
-    /// reader here); complete lines go to the log and to `member`, a line's
-    /// start waits for its end.
-    fn drain(&mut self, member: &Mutex<Option<std::fs::File>>, limit: usize) {
+    /// reader here); complete lines go to the log and to the member's log, a
+    /// line's start waits for its end.
+    fn drain(&mut self, limit: usize) {
         let mut buf = [0u8; 8192];
         let mut read = 0;
         while !self.closed && read < limit {
@@ -170,14 +172,14 @@ impl StderrCopy {
                     self.closed = true;
                     // The last line, unended.
                     let rest = std::mem::take(&mut self.partial);
-                    self.write(&rest, member);
+                    self.write(&rest);
                 }
                 Ok(n) => {
                     read += n;
                     self.partial.extend_from_slice(&buf[..n]);
                     if let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') {
                         let lines: Vec<u8> = self.partial.drain(..=end).collect();
-                        self.write(&lines, member);
+                        self.write(&lines);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -187,14 +189,12 @@ impl StderrCopy {
         }
     }
 
-    fn write(&mut self, bytes: &[u8], member: &Mutex<Option<std::fs::File>>) {
+    fn write(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
         let _ = self.log.write_all(bytes);
-        if let Ok(mut member) = member.lock()
-            && let Some(f) = member.as_mut()
-        {
+        if let Some(f) = self.member.as_mut() {
             let _ = f.write_all(bytes);
         }
     }
@@ -226,6 +226,7 @@ fn share_stderr(
     let copy = StderrCopy {
         pipe: std::fs::File::from(fd),
         log,
+        member: None,
         partial: Vec::new(),
         closed: false,
     };
@@ -234,11 +235,7 @@ fn share_stderr(
 
 /// Wait for the worker's stderr output and copy it as it comes, until the
 /// worker closes its stderr.
-fn watch_stderr(
-    wait: std::os::fd::OwnedFd,
-    copy: SharedStderr,
-    member: Arc<Mutex<Option<std::fs::File>>>,
-) {
+fn watch_stderr(wait: std::os::fd::OwnedFd, copy: SharedStderr) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     loop {
@@ -249,7 +246,7 @@ fn watch_stderr(
             Err(_) => return,
         }
         let Ok(mut copy) = copy.lock() else { return };
-        copy.drain(&member, 64 * 1024);
+        copy.drain(64 * 1024);
         if copy.closed {
             return;
         }
@@ -272,7 +269,6 @@ struct Worker {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<Line>,
-    sink: Arc<Mutex<Option<std::fs::File>>>,
     /// Its stderr (see [`StderrCopy`]).
     stderr: SharedStderr,
     /// Its process group was stopped (and it was reaped).
@@ -329,7 +325,6 @@ impl Worker {
         let (tx, lines) = std::sync::mpsc::channel();
         let cap = max_line(outputs);
         std::thread::spawn(move || read_lines(stdout, cap, tx));
-        let sink = Arc::new(Mutex::new(None));
         let (stderr, wait) = match share_stderr(stderr, log) {
             Ok(shared) => shared,
             Err(e) => {
@@ -337,13 +332,12 @@ impl Worker {
                 return Err(e);
             }
         };
-        let (member_sink, watched) = (Arc::clone(&sink), Arc::clone(&stderr));
-        std::thread::spawn(move || watch_stderr(wait, watched, member_sink));
+        let watched = Arc::clone(&stderr);
+        std::thread::spawn(move || watch_stderr(wait, watched));
         Ok(Self {
             stdin: child.stdin.take(),
             child,
             lines,
-            sink,
             stderr,
             stopped: false,
         })
@@ -357,17 +351,17 @@ impl Worker {
         member_log: Option<std::fs::File>,
         timeout: Option<Duration>,
     ) -> Served {
-        if let Ok(mut s) = self.sink.lock() {
-            *s = member_log;
+        // What the worker wrote before this member stays out of its log; what
+        // it wrote before it answered is in the pipe once the answer is read,
+        // and goes into it (see `StderrCopy`).
+        if let Ok(mut copy) = self.stderr.lock() {
+            copy.drain(PIPE_MAX);
+            copy.member = member_log;
         }
         let served = self.exchange(request, timeout);
-        // What the worker wrote to stderr before it answered is in the pipe
-        // now: into this member's log with it (see `StderrCopy`).
         if let Ok(mut copy) = self.stderr.lock() {
-            copy.drain(&self.sink, PIPE_MAX);
-        }
-        if let Ok(mut s) = self.sink.lock() {
-            *s = None;
+            copy.drain(PIPE_MAX);
+            copy.member = None;
         }
         served
     }
